@@ -1,0 +1,29 @@
+"""Suite-wide checks. Unit tests live in each app's tests/, journeys in tests/."""
+
+from __future__ import annotations
+
+import pytest
+
+_DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_serialized_rollback"}
+
+
+@pytest.fixture(autouse=True)
+def _member_counts_stay_exact(request: pytest.FixtureRequest):
+    """After every test that used the database: member_count equals COUNT(*) for every audience.
+
+    The check reads the rows independently of the service that maintains the counts. It asks
+    for the test's database fixture itself so that it runs before that fixture rolls back.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    if request.node.get_closest_marker("skip_count_check") or not (marker or names & _DB_FIXTURES):
+        yield
+        return
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or bool(
+        names & {"transactional_db", "live_server"}
+    )
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    yield
+    from tagbase.testing import membership_count_drift
+
+    assert membership_count_drift() == [], "Audience.member_count drifted from COUNT(*)"

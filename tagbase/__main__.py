@@ -1,0 +1,3 @@
+from tagbase.cli import main
+
+main()

@@ -1,0 +1,137 @@
+"""Set-based SQL for memberships, the one place where SQLite and PostgreSQL differ.
+
+Only ``audiences.services`` calls this module, inside its transaction and after it holds the
+audience lock. Table and column names are constants; every value is a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from django.db import connection
+
+from tagbase.lib.sqlbits import chunked, in_list, is_postgres, list_param, rows_of
+
+M = "audiences_membership"
+R = "audiences_removedmembership"
+C = "customers_customer"
+A = "audiences_audience"
+
+
+def chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    return chunked(ids, size)
+
+
+def _dt(value: datetime) -> object:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def insert_memberships(
+    audience_id: int, ids: Sequence[int], now: datetime, operation_id: int
+) -> tuple[int, int]:
+    """Insert (audience, id) for each id that is a customer. Returns (known, inserted)."""
+    param = list_param(connection, ids)
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {C} WHERE {in_list(connection, 'sc_id')}", [param])
+        known = cur.fetchone()[0]
+        if not known:
+            return 0, 0
+        if is_postgres(connection):
+            sql = (
+                f"INSERT INTO {M} (audience_id, customer_id, set_at, operation_id) "
+                f"SELECT %s, c.sc_id, %s, %s FROM {C} c WHERE {in_list(connection, 'c.sc_id')} "
+                "ON CONFLICT DO NOTHING"
+            )
+        else:
+            sql = (
+                f"INSERT OR IGNORE INTO {M} (audience_id, customer_id, set_at, operation_id) "
+                f"SELECT %s, c.sc_id, %s, %s FROM {rows_of(connection, 'j')} "
+                f"JOIN {C} c ON c.sc_id = j.value"
+            )
+        cur.execute(sql, [audience_id, _dt(now), operation_id, param])
+        return known, cur.rowcount
+
+
+def delete_memberships(
+    audience_id: int, ids: Sequence[int], now: datetime, operation_id: int
+) -> tuple[int, int]:
+    """Move (audience, id) memberships to the ledger and delete them. Returns (known, removed)."""
+    param = list_param(connection, ids)
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {C} WHERE {in_list(connection, 'sc_id')}", [param])
+        known = cur.fetchone()[0]
+        if not known:
+            return 0, 0
+        where = f"m.audience_id = %s AND {in_list(connection, 'm.customer_id')}"
+        removed = _move_to_ledger(cur, where, [audience_id, param], now, operation_id)
+        return known, removed
+
+
+def delete_memberships_set_by(
+    audience_id: int, set_by_operation: int, now: datetime, operation_id: int
+) -> int:
+    """Move to the ledger and delete the audience's memberships still set by an operation."""
+    with connection.cursor() as cur:
+        where = "m.audience_id = %s AND m.operation_id = %s"
+        return _move_to_ledger(cur, where, [audience_id, set_by_operation], now, operation_id)
+
+
+def _move_to_ledger(cur, where: str, params: list, now: datetime, operation_id: int) -> int:  # type: ignore[no-untyped-def, type-arg]
+    columns = "(audience_id, customer_id, set_at, set_by_id, removed_at, removed_by_id)"
+    if is_postgres(connection):
+        cur.execute(
+            f"WITH gone AS (DELETE FROM {M} m WHERE {where} "
+            "RETURNING m.audience_id, m.customer_id, m.set_at, m.operation_id) "
+            f"INSERT INTO {R} {columns} "
+            "SELECT audience_id, customer_id, set_at, operation_id, %s, %s FROM gone",
+            [*params, _dt(now), operation_id],
+        )
+        return cur.rowcount
+    cur.execute(
+        f"INSERT INTO {R} {columns} "
+        f"SELECT m.audience_id, m.customer_id, m.set_at, m.operation_id, %s, %s FROM {M} m "
+        f"WHERE {where}",
+        [_dt(now), operation_id, *params],
+    )
+    moved = cur.rowcount
+    cur.execute(
+        f"DELETE FROM {M} WHERE (audience_id, customer_id) IN "
+        f"(SELECT m.audience_id, m.customer_id FROM {M} m WHERE {where})",
+        params,
+    )
+    assert cur.rowcount == moved, "ledger and delete disagree inside one transaction"
+    return moved
+
+
+def restore_removed_by(audience_id: int, operation_id: int) -> int:
+    """Put back the memberships an operation removed, as they were (original date and
+    operation), skipping customers that no longer exist or are members again."""
+    conflict = "ON CONFLICT DO NOTHING" if is_postgres(connection) else ""
+    verb = "INSERT" if is_postgres(connection) else "INSERT OR IGNORE"
+    with connection.cursor() as cur:
+        cur.execute(
+            f"{verb} INTO {M} (audience_id, customer_id, set_at, operation_id) "
+            f"SELECT r.audience_id, r.customer_id, r.set_at, r.set_by_id FROM {R} r "
+            f"JOIN {C} c ON c.sc_id = r.customer_id "
+            f"WHERE r.audience_id = %s AND r.removed_by_id = %s {conflict}",
+            [audience_id, operation_id],
+        )
+        return cur.rowcount
+
+
+def delete_all_memberships(audience_id: int) -> int:
+    with connection.cursor() as cur:
+        cur.execute(f"DELETE FROM {M} WHERE audience_id = %s", [audience_id])
+        return cur.rowcount
+
+
+def count_drift() -> list[tuple[int, str, int, int]]:
+    """Audiences whose stored member_count differs from COUNT(*) of their rows."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT a.id, a.name, a.member_count, COALESCE(m.n, 0) FROM {A} a "
+            f"LEFT JOIN (SELECT audience_id, COUNT(*) AS n FROM {M} GROUP BY audience_id) m "
+            "ON m.audience_id = a.id WHERE a.member_count <> COALESCE(m.n, 0) ORDER BY a.id"
+        )
+        return [(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in cur.fetchall()]

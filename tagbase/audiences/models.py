@@ -1,0 +1,167 @@
+"""Target audiences: named, static sets of customers, and the record of every change.
+
+Invariants (kept by ``audiences.services``, the only code that writes these tables):
+- ``Audience.member_count`` equals the number of its ``Membership`` rows, and
+  ``Audience.last_set_at`` is the last time any customer was added; both change in the same
+  transaction as the rows (``reconcile`` proves it).
+- Every ``Membership`` names the ``Operation`` that set it. Every removal is copied to the
+  append-only ``RemovedMembership`` ledger before the row goes, so history and undo survive.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from tagbase.customers.models import Customer
+from tagbase.lib.names import audience_name_key
+
+
+class Audience(models.Model):
+    """A named static set of customers. ``name_key`` makes names unique after trimming, NFC and
+    case-folding; ``name`` keeps what the user typed for display."""
+
+    name = models.CharField(max_length=200)
+    name_key = models.CharField(max_length=200, unique=True, editable=False)
+    description = models.TextField(blank=True, default="")
+    member_count = models.BigIntegerField(default=0)
+    last_set_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name_key"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.name_key = audience_name_key(self.name)
+        super().save(*args, **kwargs)
+
+
+class OperationKind(models.TextChoices):
+    UI = "ui", "Web UI"
+    API = "api", "API"
+    CLI = "cli", "Command line"
+    IMPORT = "import", "Import"
+    SEGMENT = "segment", "Segment"
+    CAMPAIGN = "campaign", "Campaign"
+    UNDO = "undo", "Undo"
+
+
+class OperationAction(models.TextChoices):
+    ADD = "add", "Add"
+    REMOVE = "remove", "Remove"
+
+
+class OperationStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    UNDONE = "undone", "Undone"
+
+
+class Operation(models.Model):
+    """One change of memberships of one audience: who, when, from where, how many.
+
+    ``requested`` counts the distinct customer ids the operation was given; for an add,
+    ``requested = added + already_member + not_found``; for a remove,
+    ``requested = removed + not_member + not_found``. Resolution outcomes of the identifiers a
+    caller sent (``invalid``, ``ambiguous``, identifiers ``not_found``) are kept too so the
+    operation tells the whole story of a request.
+    """
+
+    audience = models.ForeignKey(
+        Audience, null=True, on_delete=models.SET_NULL, related_name="operations"
+    )
+    audience_name = models.CharField(max_length=200, help_text="Name when the operation ran")
+    kind = models.CharField(max_length=16, choices=OperationKind.choices)
+    action = models.CharField(max_length=8, choices=OperationAction.choices)
+    status = models.CharField(
+        max_length=16, choices=OperationStatus.choices, default=OperationStatus.RUNNING
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, blank=True, default="",
+                                   help_text="User name or API token name at the time")
+    source_ref = models.CharField(max_length=200, blank=True, default="",
+                                  help_text="What caused it: import:12, segment:3, token:erp…")
+    requested = models.BigIntegerField(default=0)
+    added = models.BigIntegerField(default=0)
+    already_member = models.BigIntegerField(default=0)
+    removed = models.BigIntegerField(default=0)
+    not_member = models.BigIntegerField(default=0)
+    not_found = models.BigIntegerField(default=0)
+    ambiguous = models.BigIntegerField(default=0)
+    invalid = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    undoes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by"
+    )
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["audience", "-created_at"], name="operation_audience_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.audience_name}"
+
+    @property
+    def changed(self) -> int:
+        return self.added if self.action == OperationAction.ADD else self.removed
+
+    @property
+    def can_undo(self) -> bool:
+        return (
+            self.status == OperationStatus.SUCCEEDED
+            and self.kind != OperationKind.UNDO
+            and self.audience_id is not None
+        )
+
+
+class Membership(models.Model):
+    """One customer in one audience: when it was set and by which operation."""
+
+    pk = models.CompositePrimaryKey("audience_id", "customer_id")
+    audience = models.ForeignKey(Audience, on_delete=models.DO_NOTHING, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.DO_NOTHING, related_name="+")
+    set_at = models.DateTimeField()
+    operation = models.ForeignKey(
+        Operation, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "audience"], name="membership_customer_idx")]
+
+
+class RemovedMembership(models.Model):
+    """Append-only ledger: a membership as it was when an operation removed it."""
+
+    audience = models.ForeignKey(
+        Audience, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    set_at = models.DateTimeField()
+    set_by = models.ForeignKey(
+        Operation, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    removed_at = models.DateTimeField()
+    removed_by = models.ForeignKey(
+        Operation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["removed_by"], name="removal_operation_idx"),
+            models.Index(fields=["customer", "removed_at"], name="removal_customer_idx"),
+        ]

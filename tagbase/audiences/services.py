@@ -1,0 +1,378 @@
+"""Every write to audiences and memberships. Nothing else in Tagbase writes these tables.
+
+Each use case owns its transaction, records an ``Operation`` and keeps ``member_count`` and
+``last_set_at`` exact in the same transaction as the rows. Membership changes are set-based:
+ids are sent to the database a chunk at a time as one list parameter and applied with
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` / ``DELETE … WHERE customer IN list``; there is no
+Python loop per customer. Writers of one audience are serialised (a row lock on PostgreSQL;
+SQLite has one writer, taken at ``BEGIN IMMEDIATE``), so concurrent adds and removes give exact
+counts and no duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from tagbase.accounts.actors import Actor
+from tagbase.audiences import bulk
+from tagbase.audiences.models import (
+    Audience,
+    Membership,
+    Operation,
+    OperationAction,
+    OperationKind,
+    OperationStatus,
+    RemovedMembership,
+)
+from tagbase.lib.names import InvalidName, audience_name_key, clean_audience_name
+
+
+class AudienceError(Exception):
+    """A write was refused. ``code`` is stable (API error code), ``field`` names the input."""
+
+    code = "audience_error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class AudienceNotFound(AudienceError):
+    code = "audience_not_found"
+
+
+class AudienceNameTaken(AudienceError):
+    code = "audience_name_taken"
+
+
+class InvalidAudienceName(AudienceError):
+    code = "audience_name_invalid"
+
+
+class CannotUndo(AudienceError):
+    code = "cannot_undo"
+
+
+@dataclass(frozen=True)
+class IdentifierOutcome:
+    """What resolving the caller's identifiers found before any membership changed; kept on
+    the operation so it tells the whole story of a request."""
+
+    not_found: int = 0
+    ambiguous: int = 0
+    invalid: int = 0
+
+
+@dataclass
+class _Counts:
+    requested: int = 0
+    known: int = 0
+    changed: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+# --- Audiences ------------------------------------------------------------------------------
+
+
+def _clean_name(name: str) -> str:
+    try:
+        return clean_audience_name(name)
+    except InvalidName as exc:
+        raise InvalidAudienceName(exc.message, field="name", code=exc.code) from None
+
+
+def create_audience(name: str, *, actor: Actor, description: str = "") -> Audience:
+    """Create an empty audience. Refuses a name equal to an existing one after trimming, NFC and
+    case-folding. Not idempotent: a second call with the same name is refused."""
+    display = _clean_name(name)
+    if Audience.objects.filter(name_key=audience_name_key(display)).exists():
+        raise AudienceNameTaken(f"An audience named {display!r} already exists.", field="name")
+    try:
+        with transaction.atomic():
+            return Audience.objects.create(
+                name=display, description=description.strip(), created_by=actor.user
+            )
+    except IntegrityError:
+        # A concurrent create won the race between the check and the insert.
+        raise AudienceNameTaken(
+            f"An audience named {display!r} already exists.", field="name"
+        ) from None
+
+
+def get_or_create_audience(name: str, *, actor: Actor) -> tuple[Audience, bool]:
+    """The audience with this name (same key), created if missing. Idempotent."""
+    display = _clean_name(name)
+    existing = Audience.objects.filter(name_key=audience_name_key(display)).first()
+    if existing:
+        return existing, False
+    try:
+        return create_audience(display, actor=actor), True
+    except AudienceNameTaken:
+        return Audience.objects.get(name_key=audience_name_key(display)), False
+
+
+def rename_audience(
+    audience: Audience, name: str, *, actor: Actor, description: str | None = None
+) -> Audience:
+    """Give an audience a new display name (and optionally description). Members unchanged."""
+    display = _clean_name(name)
+    key = audience_name_key(display)
+    if Audience.objects.filter(name_key=key).exclude(pk=audience.pk).exists():
+        raise AudienceNameTaken(f"An audience named {display!r} already exists.", field="name")
+    with transaction.atomic():
+        locked = _lock_audience(audience.pk)
+        locked.name = display
+        if description is not None:
+            locked.description = description.strip()
+        locked.updated_at = timezone.now()
+        try:
+            locked.save(update_fields=["name", "name_key", "description", "updated_at"])
+        except IntegrityError:
+            raise AudienceNameTaken(
+                f"An audience named {display!r} already exists.", field="name"
+            ) from None
+    return locked
+
+
+def delete_audience(audience: Audience, *, actor: Actor) -> int:
+    """Delete an audience, its memberships and its removal ledger, set-based. Operations stay in
+    history with the audience's name. Returns the number of memberships deleted."""
+    with transaction.atomic():
+        locked = _lock_audience(audience.pk)
+        deleted = bulk.delete_all_memberships(locked.pk)
+        RemovedMembership.objects.filter(audience_id=locked.pk)._raw_delete(
+            RemovedMembership.objects.db
+        )
+        Operation.objects.filter(audience_id=locked.pk).update(audience=None)
+        Audience.objects.filter(pk=locked.pk).delete()
+    return deleted
+
+
+def _lock_audience(audience_id: int) -> Audience:
+    try:
+        return Audience.objects.select_for_update().get(pk=audience_id)
+    except Audience.DoesNotExist:
+        raise AudienceNotFound(f"Audience {audience_id} does not exist.") from None
+
+
+# --- Memberships: the one write path ---------------------------------------------------------
+
+
+def add_customers_to_audience(
+    audience: Audience | int,
+    customer_ids: Iterable[int],
+    *,
+    actor: Actor,
+    kind: OperationKind | str,
+    source_ref: str = "",
+    outcome: IdentifierOutcome | None = None,
+) -> Operation:
+    """Add customers to an audience as one recorded operation.
+
+    Customers already in the audience are counted as ``already_member`` and keep their original
+    date and operation; ids that are not customers are counted as ``not_found``. Idempotent in
+    effect: repeating the call adds nothing more.
+    """
+    return _change(audience, customer_ids, OperationAction.ADD, actor, kind, source_ref, outcome)
+
+
+def remove_customers_from_audience(
+    audience: Audience | int,
+    customer_ids: Iterable[int],
+    *,
+    actor: Actor,
+    kind: OperationKind | str,
+    source_ref: str = "",
+    outcome: IdentifierOutcome | None = None,
+) -> Operation:
+    """Remove customers from an audience as one recorded operation. Each removed membership is
+    copied to the removal ledger first. Customers who are not members count as ``not_member``."""
+    return _change(
+        audience, customer_ids, OperationAction.REMOVE, actor, kind, source_ref, outcome
+    )
+
+
+def _change(
+    audience: Audience | int,
+    customer_ids: Iterable[int],
+    action: OperationAction,
+    actor: Actor,
+    kind: OperationKind | str,
+    source_ref: str,
+    outcome: IdentifierOutcome | None,
+) -> Operation:
+    audience_id = audience.pk if isinstance(audience, Audience) else int(audience)
+    ids = sorted({int(i) for i in customer_ids})
+    outcome = outcome or IdentifierOutcome()
+    chunk = settings.TAGBASE_MEMBERSHIP_CHUNK
+    with transaction.atomic():
+        locked = _lock_audience(audience_id)
+        now = timezone.now()
+        op = Operation.objects.create(
+            audience=locked,
+            audience_name=locked.name,
+            kind=str(kind),
+            action=action,
+            actor=actor.user,
+            actor_label=actor.label[:150],
+            source_ref=source_ref[:200],
+            created_at=now,
+            not_found=outcome.not_found,
+            ambiguous=outcome.ambiguous,
+            invalid=outcome.invalid,
+        )
+        known = changed = 0
+        for part in bulk.chunks(ids, chunk):
+            if action == OperationAction.ADD:
+                k, c = bulk.insert_memberships(locked.pk, part, now, op.pk)
+            else:
+                k, c = bulk.delete_memberships(locked.pk, part, now, op.pk)
+            known += k
+            changed += c
+        op.requested = len(ids)
+        op.not_found += len(ids) - known
+        if action == OperationAction.ADD:
+            op.added, op.already_member = changed, known - changed
+            delta = changed
+        else:
+            op.removed, op.not_member = changed, known - changed
+            delta = -changed
+        op.status = OperationStatus.SUCCEEDED
+        op.finished_at = timezone.now()
+        op.save()
+        _bump_audience(locked, delta, now if action == OperationAction.ADD and changed else None)
+    return op
+
+
+def _bump_audience(audience: Audience, delta: int, set_at: object | None) -> None:
+    fields: dict[str, object] = {"member_count": F("member_count") + delta}
+    if set_at is not None:
+        fields["last_set_at"] = set_at
+    if delta or set_at is not None:
+        fields["updated_at"] = timezone.now()
+        Audience.objects.filter(pk=audience.pk).update(**fields)
+
+
+# --- Undo -----------------------------------------------------------------------------------
+
+
+def undo_operation(operation: Operation, *, actor: Actor, kind: OperationKind | str = "") -> Operation:
+    """Revert what an operation did that still stands, as a new ``undo`` operation.
+
+    Undoing an add removes the members that operation set and that are still set by it (they go
+    to the ledger). Undoing a remove restores, from the ledger, the memberships it removed with
+    their original date and operation — customers who were members before come back exactly as
+    they were — except customers since erased or re-added. An undo is itself not undoable; an
+    operation is undone at most once (a second call is refused).
+    """
+    with transaction.atomic():
+        op = Operation.objects.select_for_update().get(pk=operation.pk)
+        if not op.can_undo:
+            raise CannotUndo(_why_not_undoable(op), field="operation")
+        locked = _lock_audience(op.audience_id)  # type: ignore[arg-type]
+        now = timezone.now()
+        undo = Operation.objects.create(
+            audience=locked,
+            audience_name=locked.name,
+            kind=OperationKind.UNDO,
+            action=OperationAction.REMOVE if op.action == OperationAction.ADD else OperationAction.ADD,
+            actor=actor.user,
+            actor_label=actor.label[:150],
+            source_ref=f"operation:{op.pk}",
+            created_at=now,
+            undoes=op,
+        )
+        if op.action == OperationAction.ADD:
+            changed = bulk.delete_memberships_set_by(locked.pk, op.pk, now, undo.pk)
+            undo.removed = changed
+            undo.requested = op.added
+            undo.not_member = op.added - changed
+            delta = -changed
+        else:
+            changed = bulk.restore_removed_by(locked.pk, op.pk)
+            undo.added = changed
+            undo.requested = op.removed
+            undo.already_member = op.removed - changed
+            delta = changed
+        undo.status = OperationStatus.SUCCEEDED
+        undo.finished_at = timezone.now()
+        undo.save()
+        op.status = OperationStatus.UNDONE
+        op.save(update_fields=["status"])
+        Audience.objects.filter(pk=locked.pk).update(
+            member_count=F("member_count") + delta, updated_at=now
+        )
+        _recompute_last_set_at(locked.pk)
+    return undo
+
+
+def _why_not_undoable(op: Operation) -> str:
+    if op.status == OperationStatus.UNDONE:
+        return f"Operation {op.pk} has already been undone."
+    if op.kind == OperationKind.UNDO:
+        return f"Operation {op.pk} is an undo; it cannot be undone itself."
+    if op.audience_id is None:
+        return f"The audience of operation {op.pk} has been deleted."
+    return f"Operation {op.pk} is {op.status}; only a succeeded operation can be undone."
+
+
+def _recompute_last_set_at(audience_id: int) -> None:
+    latest = Membership.objects.filter(audience_id=audience_id).aggregate(m=Max("set_at"))["m"]
+    Audience.objects.filter(pk=audience_id).update(last_set_at=latest)
+
+
+# --- Reconcile ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drift:
+    audience_id: int
+    name: str
+    stored: int
+    actual: int
+
+
+def reconcile_member_counts(*, fix: bool = True) -> list[Drift]:
+    """Recompute every audience's member count from its rows; return the audiences whose stored
+    count was wrong and, with ``fix``, correct them (each under its audience lock)."""
+    drifts = [
+        Drift(audience_id=a, name=n, stored=s, actual=c) for a, n, s, c in bulk.count_drift()
+    ]
+    if fix:
+        for drift in drifts:
+            with transaction.atomic():
+                _lock_audience(drift.audience_id)
+                actual = Membership.objects.filter(audience_id=drift.audience_id).count()
+                Audience.objects.filter(pk=drift.audience_id).update(member_count=actual)
+    return drifts
+
+
+def remove_customers_from_all_audiences(
+    customer_ids: Iterable[int], *, actor: Actor, kind: OperationKind | str, source_ref: str = ""
+) -> int:
+    """Remove customers from every audience they are in (used before a customer is deleted).
+    One recorded operation per audience touched. Returns memberships removed."""
+    ids = sorted({int(i) for i in customer_ids})
+    if not ids:
+        return 0
+    audience_ids = sorted(
+        set(
+            Membership.objects.filter(customer_id__in=ids).values_list("audience_id", flat=True)
+        )
+    )
+    total = 0
+    for audience_id in audience_ids:
+        op = remove_customers_from_audience(
+            audience_id, ids, actor=actor, kind=kind, source_ref=source_ref
+        )
+        total += op.removed
+    return total

@@ -1,0 +1,200 @@
+"""Tagbase settings: every value comes from the environment (see docs/settings.md).
+
+SQLite under ``TAGBASE_DATA_DIR`` is the default; ``DATABASE_URL`` selects PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from tagbase.lib.env import SettingError, env_bool, env_choice, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent
+
+DATA_DIR = Path(env_str("TAGBASE_DATA_DIR", "./var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    """Take SECRET_KEY from the environment; in development keep a generated one in the data dir."""
+    key = env_str("SECRET_KEY", "")
+    if key:
+        return key
+    key_file = DATA_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "django_tasks",
+    "django_tasks_db",
+    "tagbase.accounts",
+    "tagbase.customers",
+    "tagbase.audiences",
+    "tagbase.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "tagbase.urls"
+WSGI_APPLICATION = "tagbase.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "tagbase.web.context_processors.navigation",
+            ],
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------------------------
+_default_sqlite = f"sqlite:///{DATA_DIR / 'tagbase.sqlite3'}"
+DATABASE_URL = env_str("DATABASE_URL", _default_sqlite)
+try:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+except ValueError as exc:  # pragma: no cover - exercised through the settings test
+    raise SettingError(f"DATABASE_URL: {exc}") from None
+
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["CONN_MAX_AGE"] = 0  # SQLite connections are cheap; a fresh one sees the newest schema
+    _db["OPTIONS"] = {
+        # One writer at a time: take the write lock when a transaction starts, so that two
+        # writers queue on the busy timeout instead of failing with "database is locked".
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("TAGBASE_SQLITE_BUSY_TIMEOUT", 30, minimum=1),
+        "init_command": (
+            "PRAGMA journal_mode=WAL;"
+            "PRAGMA synchronous=NORMAL;"
+            "PRAGMA foreign_keys=ON;"
+            "PRAGMA temp_store=MEMORY;"
+            "PRAGMA cache_size=-65536;"
+            "PRAGMA mmap_size=268435456;"
+        ),
+    }
+elif _db["ENGINE"] in {"django.db.backends.postgresql"}:
+    _db.setdefault("OPTIONS", {})
+else:
+    raise SettingError(f"DATABASE_URL: unsupported engine {_db['ENGINE']!r} (use sqlite or postgres)")
+_db["TEST"] = {"NAME": env_str("TAGBASE_TEST_DATABASE_NAME", "") or None}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "audiences:audience_list"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = env_str("TAGBASE_LANGUAGE", "en")
+LANGUAGES = [("en", "English"), ("ru", "Русский")]
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        # Plain storage: WhiteNoise serves from the app folders (finders) in development and
+        # from STATIC_ROOT after `tagbase collectstatic` in production; no manifest to build.
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Background work ------------------------------------------------------------------------
+TASKS = {
+    "default": {
+        "BACKEND": (
+            "django_tasks.backends.immediate.ImmediateBackend"
+            if env_bool("TAGBASE_TASKS_IMMEDIATE", False)
+            else "django_tasks_db.DatabaseBackend"
+        ),
+        "QUEUES": ["default"],
+    }
+}
+
+# --- Tagbase --------------------------------------------------------------------------------
+TAGBASE_DEFAULT_PHONE_REGION = env_str("TAGBASE_DEFAULT_PHONE_REGION", "RU").upper()
+# Largest number of identifiers one API call or one paste may carry.
+TAGBASE_MAX_IDS_PER_REQUEST = env_int("TAGBASE_MAX_IDS_PER_REQUEST", 10_000, minimum=1)
+# Rows per set-based statement when memberships change (sized for ~0.2 s per chunk).
+TAGBASE_MEMBERSHIP_CHUNK = env_int("TAGBASE_MEMBERSHIP_CHUNK", 50_000, minimum=1)
+TAGBASE_PAGE_SIZE = env_int("TAGBASE_PAGE_SIZE", 50, minimum=1)
+TAGBASE_LOG_LEVEL = env_choice(
+    "TAGBASE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+)
+
+# --- Security (production values; `tagbase check --deploy` should be clean) ----------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+_https = env_bool("TAGBASE_HTTPS", False)
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+SECURE_SSL_REDIRECT = _https
+SECURE_HSTS_SECONDS = env_int("TAGBASE_HSTS_SECONDS", 0, minimum=0)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _https else None
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TAGBASE_MAX_REQUEST_BYTES", 20 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 20_000
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": TAGBASE_LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

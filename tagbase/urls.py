@@ -1,0 +1,17 @@
+"""Mounts each app's pages and the REST API."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from tagbase.api import api
+
+urlpatterns = [
+    path("", include("tagbase.web.urls")),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("customers/", include("tagbase.customers.urls")),
+    path("audiences/", include("tagbase.audiences.urls")),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]
