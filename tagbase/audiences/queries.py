@@ -44,3 +44,28 @@ def customer_membership_history(customer_id: int, limit: int = 50) -> list[dict[
 
 def audience_operations(audience_id: int) -> QuerySet[Operation]:
     return Operation.objects.filter(audience_id=audience_id).select_related("actor")
+
+
+def audience_by_name(name: str) -> Audience | None:
+    """The audience whose name has the same key (trim + NFC + case-fold), or None."""
+    from tagbase.lib.names import audience_name_key
+
+    return Audience.objects.filter(name_key=audience_name_key(name)).first()
+
+
+def member_ids_after(audience_id: int, after: int = 0, limit: int = 1000) -> list[int]:
+    """Keyset page of member customer ids (ascending) after ``after``; uses the primary key."""
+    return list(
+        Membership.objects.filter(audience_id=audience_id, customer_id__gt=after)
+        .order_by("customer_id")
+        .values_list("customer_id", flat=True)[:limit]
+    )
+
+
+def members_page(audience_id: int, after: int = 0, limit: int = 50):  # type: ignore[no-untyped-def]
+    """Keyset page of memberships with their customer and operation (two joins, one query)."""
+    return (
+        Membership.objects.filter(audience_id=audience_id, customer_id__gt=after)
+        .select_related("customer", "operation")
+        .order_by("customer_id")[:limit]
+    )
