@@ -33,23 +33,28 @@ def insert_memberships(
     """Insert (audience, id) for each id that is a customer. Returns (known, inserted)."""
     param = list_param(connection, ids)
     with connection.cursor() as cur:
+        if is_postgres(connection):
+            # One pass over the ids: the customers found feed both the count and the insert.
+            cur.execute(
+                f"WITH known AS (SELECT c.sc_id FROM {rows_of(connection, 'j')} "
+                f"JOIN {C} c ON c.sc_id = j.value), "
+                f"ins AS (INSERT INTO {M} (audience_id, customer_id, set_at, operation_id) "
+                "SELECT %s, sc_id, %s, %s FROM known ON CONFLICT DO NOTHING RETURNING 1) "
+                "SELECT (SELECT COUNT(*) FROM known), (SELECT COUNT(*) FROM ins)",
+                [param, audience_id, _dt(now), operation_id],
+            )
+            known, inserted = cur.fetchone()
+            return int(known), int(inserted)
         cur.execute(f"SELECT COUNT(*) FROM {C} WHERE {in_list(connection, 'sc_id')}", [param])
         known = cur.fetchone()[0]
         if not known:
             return 0, 0
-        if is_postgres(connection):
-            sql = (
-                f"INSERT INTO {M} (audience_id, customer_id, set_at, operation_id) "
-                f"SELECT %s, c.sc_id, %s, %s FROM {C} c WHERE {in_list(connection, 'c.sc_id')} "
-                "ON CONFLICT DO NOTHING"
-            )
-        else:
-            sql = (
-                f"INSERT OR IGNORE INTO {M} (audience_id, customer_id, set_at, operation_id) "
-                f"SELECT %s, c.sc_id, %s, %s FROM {rows_of(connection, 'j')} "
-                f"JOIN {C} c ON c.sc_id = j.value"
-            )
-        cur.execute(sql, [audience_id, _dt(now), operation_id, param])
+        cur.execute(
+            f"INSERT OR IGNORE INTO {M} (audience_id, customer_id, set_at, operation_id) "
+            f"SELECT %s, c.sc_id, %s, %s FROM {rows_of(connection, 'j')} "
+            f"JOIN {C} c ON c.sc_id = j.value",
+            [audience_id, _dt(now), operation_id, param],
+        )
         return known, cur.rowcount
 
 
