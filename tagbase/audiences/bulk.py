@@ -125,6 +125,36 @@ def restore_removed_by(audience_id: int, operation_id: int) -> int:
         return cur.rowcount
 
 
+def change_selection(
+    action: str, audience_id: int, select_sql: str, params: list, now: datetime, operation_id: int
+) -> tuple[int, int, int]:  # type: ignore[type-arg]
+    """Add or remove the customers a SELECT (one column ``customer_id``) chooses, in one
+    set-based statement each. Returns (distinct requested, known customers, changed)."""
+    picked = (
+        f"SELECT DISTINCT s.customer_id FROM ({select_sql}) s WHERE s.customer_id IS NOT NULL"
+    )
+    known_sql = f"SELECT p.customer_id FROM ({picked}) p JOIN {C} c ON c.sc_id = p.customer_id"
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM ({picked}) q", params)
+        requested = int(cur.fetchone()[0])
+        cur.execute(f"SELECT COUNT(*) FROM ({known_sql}) q", params)
+        known = int(cur.fetchone()[0])
+        if not known:
+            return requested, 0, 0
+        if action == "add":
+            verb = "INSERT" if is_postgres(connection) else "INSERT OR IGNORE"
+            conflict = " ON CONFLICT DO NOTHING" if is_postgres(connection) else ""
+            cur.execute(
+                f"{verb} INTO {M} (audience_id, customer_id, set_at, operation_id) "
+                f"SELECT %s, k.customer_id, %s, %s FROM ({known_sql}) k{conflict}",
+                [audience_id, _dt(now), operation_id, *params],
+            )
+            return requested, known, cur.rowcount
+        where = f"m.audience_id = %s AND m.customer_id IN ({picked})"
+        removed = _move_to_ledger(cur, where, [audience_id, *params], now, operation_id)
+        return requested, known, removed
+
+
 def delete_all_memberships(audience_id: int) -> int:
     with connection.cursor() as cur:
         cur.execute(f"DELETE FROM {M} WHERE audience_id = %s", [audience_id])

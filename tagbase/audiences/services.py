@@ -12,7 +12,7 @@ counts and no duplicates.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -72,12 +72,17 @@ class IdentifierOutcome:
     invalid: int = 0
 
 
-@dataclass
-class _Counts:
-    requested: int = 0
-    known: int = 0
-    changed: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
+@dataclass(frozen=True)
+class CustomerSelection:
+    """Customers chosen by a SQL query instead of an in-memory list, so that millions can be
+    added or removed in constant memory (staged import rows, segment members).
+
+    ``sql`` is a SELECT returning one column named ``customer_id``, written by Tagbase code —
+    never user text; every value is in ``params``. Duplicates in the selection are allowed.
+    """
+
+    sql: str
+    params: tuple[object, ...] = ()
 
 
 # --- Audiences ------------------------------------------------------------------------------
@@ -169,7 +174,7 @@ def _lock_audience(audience_id: int) -> Audience:
 
 def add_customers_to_audience(
     audience: Audience | int,
-    customer_ids: Iterable[int],
+    customer_ids: Iterable[int] | CustomerSelection,
     *,
     actor: Actor,
     kind: OperationKind | str,
@@ -180,14 +185,15 @@ def add_customers_to_audience(
 
     Customers already in the audience are counted as ``already_member`` and keep their original
     date and operation; ids that are not customers are counted as ``not_found``. Idempotent in
-    effect: repeating the call adds nothing more.
+    effect: repeating the call adds nothing more. ``customer_ids`` is a list of ids or a
+    ``CustomerSelection`` (applied in one set-based statement).
     """
     return _change(audience, customer_ids, OperationAction.ADD, actor, kind, source_ref, outcome)
 
 
 def remove_customers_from_audience(
     audience: Audience | int,
-    customer_ids: Iterable[int],
+    customer_ids: Iterable[int] | CustomerSelection,
     *,
     actor: Actor,
     kind: OperationKind | str,
@@ -203,7 +209,7 @@ def remove_customers_from_audience(
 
 def _change(
     audience: Audience | int,
-    customer_ids: Iterable[int],
+    customers: Iterable[int] | CustomerSelection,
     action: OperationAction,
     actor: Actor,
     kind: OperationKind | str,
@@ -211,9 +217,7 @@ def _change(
     outcome: IdentifierOutcome | None,
 ) -> Operation:
     audience_id = audience.pk if isinstance(audience, Audience) else int(audience)
-    ids = sorted({int(i) for i in customer_ids})
     outcome = outcome or IdentifierOutcome()
-    chunk = settings.TAGBASE_MEMBERSHIP_CHUNK
     with transaction.atomic():
         locked = _lock_audience(audience_id)
         now = timezone.now()
@@ -230,16 +234,14 @@ def _change(
             ambiguous=outcome.ambiguous,
             invalid=outcome.invalid,
         )
-        known = changed = 0
-        for part in bulk.chunks(ids, chunk):
-            if action == OperationAction.ADD:
-                k, c = bulk.insert_memberships(locked.pk, part, now, op.pk)
-            else:
-                k, c = bulk.delete_memberships(locked.pk, part, now, op.pk)
-            known += k
-            changed += c
-        op.requested = len(ids)
-        op.not_found += len(ids) - known
+        if isinstance(customers, CustomerSelection):
+            requested, known, changed = bulk.change_selection(
+                action, locked.pk, customers.sql, list(customers.params), now, op.pk
+            )
+        else:
+            requested, known, changed = _change_list(action, locked.pk, customers, now, op.pk)
+        op.requested = requested
+        op.not_found += requested - known
         if action == OperationAction.ADD:
             op.added, op.already_member = changed, known - changed
             delta = changed
@@ -251,6 +253,22 @@ def _change(
         op.save()
         _bump_audience(locked, delta, now if action == OperationAction.ADD and changed else None)
     return op
+
+
+def _change_list(
+    action: OperationAction, audience_id: int, customer_ids: Iterable[int], now, op_id: int
+) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    """Apply a list of ids in chunks (one list parameter per statement)."""
+    ids = sorted({int(i) for i in customer_ids})
+    known = changed = 0
+    for part in bulk.chunks(ids, settings.TAGBASE_MEMBERSHIP_CHUNK):
+        if action == OperationAction.ADD:
+            k, c = bulk.insert_memberships(audience_id, part, now, op_id)
+        else:
+            k, c = bulk.delete_memberships(audience_id, part, now, op_id)
+        known += k
+        changed += c
+    return len(ids), known, changed
 
 
 def _bump_audience(audience: Audience, delta: int, set_at: object | None) -> None:

@@ -197,3 +197,38 @@ def test_a_missing_audience_is_a_clear_error():
     with pytest.raises(services.AudienceNotFound):
         services.add_customers_to_audience(12345, [1], actor=ACTOR, kind="api")
     assert Operation.objects.count() == 0
+
+
+def _selection(name: str) -> services.CustomerSelection:
+    return services.CustomerSelection(
+        "SELECT sc_id AS customer_id FROM customers_customer WHERE first_name = %s "
+        "UNION ALL SELECT 999999999 AS customer_id",
+        (name,),
+    )
+
+
+def test_a_selection_adds_in_one_statement_with_the_same_counts_as_a_list():
+    make_customers(3, first_name="pick")
+    make_customers(2, first_name="other")
+    aud = new_audience()
+    op = services.add_customers_to_audience(aud, _selection("pick"), actor=ACTOR, kind="import")
+    assert (op.requested, op.added, op.already_member, op.not_found) == (4, 3, 0, 1)
+    again = services.add_customers_to_audience(aud, _selection("pick"), actor=ACTOR, kind="import")
+    assert (again.added, again.already_member) == (0, 3)
+    aud.refresh_from_db()
+    assert aud.member_count == 3
+
+
+def test_a_selection_removes_through_the_ledger_and_undo_restores_it():
+    picked = make_customers(3, first_name="pick")
+    kept = make_customers(2, first_name="other")
+    aud = new_audience()
+    services.add_customers_to_audience(aud, picked + kept, actor=ACTOR, kind="ui")
+    op = services.remove_customers_from_audience(
+        aud, _selection("pick"), actor=ACTOR, kind="import"
+    )
+    assert (op.requested, op.removed, op.not_member, op.not_found) == (4, 3, 0, 1)
+    assert members(aud) == set(kept)
+    assert RemovedMembership.objects.filter(removed_by=op).count() == 3
+    services.undo_operation(op, actor=ACTOR)
+    assert members(aud) == set(picked + kept)
