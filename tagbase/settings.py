@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "tagbase.accounts",
     "tagbase.customers",
     "tagbase.audiences",
+    "tagbase.imports",
     "tagbase.web",
 ]
 
@@ -139,7 +140,8 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = Path(env_str("TAGBASE_STATIC_ROOT", str(DATA_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start otherwise
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -170,6 +172,18 @@ TAGBASE_MAX_IDS_PER_REQUEST = env_int("TAGBASE_MAX_IDS_PER_REQUEST", 10_000, min
 # Rows per set-based statement when memberships change (sized for ~0.2 s per chunk).
 TAGBASE_MEMBERSHIP_CHUNK = env_int("TAGBASE_MEMBERSHIP_CHUNK", 50_000, minimum=1)
 TAGBASE_PAGE_SIZE = env_int("TAGBASE_PAGE_SIZE", 50, minimum=1)
+# Imports (see docs/imports.md)
+TAGBASE_IMPORT_DIR = DATA_DIR / "imports"
+TAGBASE_IMPORT_MAX_BYTES = env_int("TAGBASE_IMPORT_MAX_BYTES", 1024**3, minimum=1)
+TAGBASE_IMPORT_MAX_LINE_BYTES = env_int("TAGBASE_IMPORT_MAX_LINE_BYTES", 65536, minimum=256)
+TAGBASE_IMPORT_BATCH_ROWS = env_int("TAGBASE_IMPORT_BATCH_ROWS", 50_000, minimum=1)
+TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE = env_int(
+    "TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE", 10_000, minimum=1
+)
+TAGBASE_IMPORT_MAX_NEW_AUDIENCES = env_int("TAGBASE_IMPORT_MAX_NEW_AUDIENCES", 1000, minimum=0)
+TAGBASE_IMPORT_RETENTION_DAYS = env_int("TAGBASE_IMPORT_RETENTION_DAYS", 30, minimum=1)
+# A worker owns a job for this long after its last heartbeat; then another may take it over.
+TAGBASE_JOB_LEASE_SECONDS = env_int("TAGBASE_JOB_LEASE_SECONDS", 120, minimum=1)
 TAGBASE_LOG_LEVEL = env_choice(
     "TAGBASE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 )

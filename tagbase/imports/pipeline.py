@@ -1,0 +1,595 @@
+"""The worker side of an import: claim the job, then parse → resolve → apply → report.
+
+Every stage can be interrupted at any point (the worker killed, the database restarted) and
+taken over by another worker once the lease expires; see ``models`` for why nothing is lost or
+applied twice. ``run_import_job`` is what the task queue, the sweeper and the CLI call.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from tagbase.accounts.actors import Actor
+from tagbase.audiences import services as audience_services
+from tagbase.audiences.models import Audience, OperationKind
+from tagbase.imports import rows as row_rules
+from tagbase.imports import staging
+from tagbase.imports.models import (
+    RUNNABLE,
+    ImportAction,
+    ImportJob,
+    ImportMode,
+    ImportStatus,
+    ImportTarget,
+    RowStatus,
+    Stage,
+)
+from tagbase.lib import csvread
+from tagbase.lib.csvsafe import escape_cell
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[ImportJob], None]
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now (our lease expired); stop without writing."""
+
+
+class JobCancelled(Exception):
+    """The user asked to cancel; stop at the next safe point."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def import_dir() -> Path:
+    path = Path(settings.TAGBASE_IMPORT_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --- Lease --------------------------------------------------------------------------------
+
+
+def _lease_until():  # type: ignore[no-untyped-def]
+    return timezone.now() + timedelta(seconds=settings.TAGBASE_JOB_LEASE_SECONDS)
+
+
+def claim_job(job_id: int, owner: str) -> ImportJob | None:
+    """Take the job if it is runnable and nobody holds a live lease on it. Exactly one worker
+    wins: the conditional UPDATE changes one row or none."""
+    now = timezone.now()
+    claimable = (
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner)
+    )
+    won = ImportJob.objects.filter(claimable, pk=job_id, status__in=RUNNABLE).update(
+        lease_owner=owner,
+        lease_expires_at=_lease_until(),
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+    )
+    if won != 1:
+        return None
+    job = ImportJob.objects.get(pk=job_id)
+    if job.started_at is None:
+        ImportJob.objects.filter(pk=job_id).update(started_at=now)
+        job.started_at = now
+    return job
+
+
+def _save(job: ImportJob, owner: str, **fields: object) -> None:
+    """Write job fields and renew the lease, only while we still own it (inside the caller's
+    transaction, so staged rows and counters commit together or not at all)."""
+    now = timezone.now()
+    fields.update(heartbeat_at=now, lease_expires_at=_lease_until())
+    changed = ImportJob.objects.filter(pk=job.pk, lease_owner=owner).update(**fields)
+    if changed != 1:
+        raise LeaseLost(f"import {job.pk}: lease lost")
+    for name, value in fields.items():
+        if not hasattr(value, "resolve_expression"):
+            setattr(job, name, value)
+
+
+def _release(job_id: int, owner: str) -> None:
+    ImportJob.objects.filter(pk=job_id, lease_owner=owner).update(
+        lease_owner="", lease_expires_at=None
+    )
+
+
+def _check_cancel(job: ImportJob) -> None:
+    if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        raise JobCancelled()
+
+
+# --- Entry point ----------------------------------------------------------------------------
+
+
+def run_import_job(
+    job_id: int, *, owner: str | None = None, progress: Progress | None = None, retries: int = 5
+) -> ImportJob | None:
+    """Run a job to its next resting state (terminal or previewed). Returns None when another
+    worker holds it. Safe to call any number of times, from any number of workers. A database
+    error (a restart, a dropped connection) is retried with back-off from the last checkpoint."""
+    owner = owner or worker_id()
+    for attempt in range(retries + 1):
+        try:
+            return _run_once(job_id, owner, progress)
+        except DatabaseError:
+            if attempt == retries:
+                raise
+            connections.close_all()
+            time.sleep(min(2**attempt, 15))
+    return None
+
+
+def _run_once(job_id: int, owner: str, progress: Progress | None) -> ImportJob | None:
+    job = claim_job(job_id, owner)
+    if job is None:
+        return None
+    try:
+        _run_stages(job, owner, progress)
+    except LeaseLost:
+        log.warning("import %s: lease lost, leaving it to the new owner", job_id)
+        return ImportJob.objects.get(pk=job_id)
+    except JobCancelled:
+        _finish_cancel(job, owner)
+    except csvread.FileRejected as exc:
+        _reject(job, owner, exc.code, exc.message, exc.line, exc.offset)
+    except DatabaseError:
+        # The database went away or refused: keep the job runnable and let the lease expire;
+        # a retry (this worker's sweeper or another worker) resumes from the checkpoint.
+        log.exception("import %s: database error; will be retried", job_id)
+        raise
+    except Exception as exc:
+        log.exception("import %s failed", job_id)
+        _fail(job, owner, exc)
+    else:
+        _release(job_id, owner)
+    return ImportJob.objects.get(pk=job_id)
+
+
+def _run_stages(job: ImportJob, owner: str, progress: Progress | None) -> None:
+    if job.stage == Stage.PARSE:
+        _check_cancel(job)
+        parse_file(job, owner, progress)
+    if job.stage == Stage.RESOLVE:
+        _check_cancel(job)
+        resolve(job, owner)
+        if progress:
+            progress(job)
+        if job.status == ImportStatus.PREVIEWED or job.is_terminal:
+            return
+    if job.stage == Stage.APPLY:
+        apply(job, owner, progress)
+    if job.stage == Stage.REPORT:
+        report(job, owner)
+    if progress:
+        progress(job)
+
+
+# --- Stage 1: parse -------------------------------------------------------------------------
+
+
+def parse_file(job: ImportJob, owner: str, progress: Progress | None = None) -> None:
+    path = import_dir() / job.stored_name
+    dialect = csvread.sniff(
+        path, encoding=job.encoding_requested, delimiter=job.delimiter_requested
+    )
+    with transaction.atomic():
+        _save(
+            job,
+            owner,
+            status=ImportStatus.VALIDATING,
+            encoding=dialect.encoding_label,
+            delimiter=_delimiter_label(dialect.delimiter),
+        )
+    targets = {t.key: t.name for t in ImportTarget.objects.filter(job=job)}
+    parse = row_rules.parse_single if job.mode == ImportMode.SINGLE else row_rules.parse_per_row
+    region = settings.TAGBASE_DEFAULT_PHONE_REGION
+    batch: list[tuple] = []  # type: ignore[type-arg]
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    new_targets: dict[str, str] = {}
+    seen_first = job.checkpoint_line > 0 or job.rows_read > 0 or job.has_header
+    last_line = job.checkpoint_line
+    bytes_done = [job.bytes_done]
+
+    def on_bytes(n: int) -> None:
+        bytes_done[0] = n
+
+    records = csvread.read_records(
+        path,
+        dialect,
+        max_line_bytes=settings.TAGBASE_IMPORT_MAX_LINE_BYTES,
+        skip_until_line=job.checkpoint_line,
+        progress=on_bytes,
+    )
+    for record in records:
+        last_line = record.line
+        if record.blank:
+            counts["blank"] += 1
+            counts["rows_read"] += 1
+        elif not seen_first and row_rules.looks_like_header(record.fields):
+            seen_first = True
+            counts["header"] += 1
+        else:
+            seen_first = True
+            counts["rows_read"] += 1
+            staged = _stage_row(job, record, parse, region, reasons, targets, new_targets)
+            if staged is None:
+                counts["blank"] += 1
+            else:
+                batch.append(staged)
+        if len(batch) >= settings.TAGBASE_IMPORT_BATCH_ROWS:
+            _commit_batch(job, owner, batch, counts, reasons, new_targets, last_line, bytes_done[0])
+            batch, counts, reasons, new_targets = [], Counter(), Counter(), {}
+            _check_cancel(job)
+            if progress:
+                progress(job)
+    _commit_batch(
+        job, owner, batch, counts, reasons, new_targets, last_line, job.size_bytes, done=True
+    )
+    if job.rows_read == job.blank:
+        raise csvread.FileRejected(
+            "NO_DATA_ROWS",
+            "The file has no data rows (it is empty, blank or only a header line).",
+            line=None,
+            offset=None,
+        )
+
+
+def _stage_row(job, record, parse, region, reasons, targets, new_targets) -> tuple | None:  # type: ignore[no-untyped-def, type-arg]
+    if record.issue:
+        reasons[record.issue] += 1
+        return (job.pk, record.line, RowStatus.INVALID, record.issue, None, record.text, "", None)
+    parsed = parse(record.fields, job.id_type, region)
+    if parsed.kind == "blank":
+        return None
+    if parsed.kind == "invalid":
+        reasons[parsed.reason] += 1
+        return (job.pk, record.line, RowStatus.INVALID, parsed.reason, None, record.text, "", None)
+    key = parsed.target_key
+    if job.mode == ImportMode.PER_ROW and key not in targets:
+        if len(targets) >= settings.TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE:
+            raise csvread.FileRejected(
+                "TOO_MANY_AUDIENCES",
+                f"The file names more than {settings.TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE} "
+                "different audiences (TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE).",
+                line=record.line,
+                offset=None,
+            )
+        targets[key] = parsed.target_name
+        new_targets[key] = parsed.target_name
+    customer_id = int(parsed.value) if job.id_type == "sc_id" else None  # type: ignore[arg-type]
+    raw = None if record.text == parsed.value else record.text
+    return (job.pk, record.line, RowStatus.CANDIDATE, "", parsed.value, raw, key, customer_id)
+
+
+def _commit_batch(
+    job, owner, batch, counts, reasons, new_targets, last_line, bytes_done, done=False
+) -> None:  # type: ignore[no-untyped-def]
+    with transaction.atomic():
+        staging.insert_rows(batch)
+        if new_targets:
+            ImportTarget.objects.bulk_create(
+                [ImportTarget(job=job, key=k, name=n) for k, n in new_targets.items()]
+            )
+        merged = Counter(job.invalid_by_reason) + reasons
+        fields: dict[str, object] = {
+            "rows_read": F("rows_read") + counts["rows_read"],
+            "blank": F("blank") + counts["blank"],
+            "invalid": F("invalid") + sum(reasons.values()),
+            "invalid_by_reason": dict(merged),
+            "checkpoint_line": last_line,
+            "bytes_done": bytes_done,
+        }
+        if counts["header"]:
+            fields["has_header"] = True
+        if done:
+            fields["stage"] = Stage.RESOLVE
+        _save(job, owner, **fields)
+    job.refresh_from_db()
+
+
+def _delimiter_label(delimiter: str) -> str:
+    return {"\t": "tab", ";": ";", ",": ","}.get(delimiter, delimiter)
+
+
+# --- Stage 2: resolve -----------------------------------------------------------------------
+
+
+def resolve(job: ImportJob, owner: str) -> None:
+    """Duplicates, customers, audiences: all set-based, in one transaction (so a re-run after
+    a crash starts from the same staged rows)."""
+    with transaction.atomic():
+        staging.mark_duplicates(job.pk, "value")
+        staging.resolve_customers(job.pk, job.id_type)
+        staging.mark_duplicates(job.pk, "customer_id")
+        _ensure_single_target(job)
+        _match_targets(job)
+        new_names = [t.name for t in job.targets.all() if t.audience_id is None]
+        if (
+            job.action == ImportAction.ADD
+            and len(new_names) > settings.TAGBASE_IMPORT_MAX_NEW_AUDIENCES
+        ):
+            raise csvread.FileRejected(
+                "TOO_MANY_NEW_AUDIENCES",
+                f"The file would create {len(new_names)} new audiences; the limit is "
+                f"{settings.TAGBASE_IMPORT_MAX_NEW_AUDIENCES} (TAGBASE_IMPORT_MAX_NEW_AUDIENCES).",
+                line=None,
+                offset=None,
+            )
+        by_status = staging.count_by_status(job.pk)
+        fields: dict[str, object] = {
+            "duplicate_in_file": by_status.get(RowStatus.DUPLICATE, 0),
+            "not_found": by_status.get(RowStatus.NOT_FOUND, 0),
+            "ambiguous": by_status.get(RowStatus.AMBIGUOUS, 0),
+        }
+        if job.dry_run:
+            fields.update(_preview_counts(job))
+            fields.update(status=ImportStatus.PREVIEWED, stage=Stage.APPLY)
+            fields["rejects_name"] = _write_rejects(job)
+        else:
+            fields.update(status=ImportStatus.APPLYING, stage=Stage.APPLY)
+        _save(job, owner, **fields)
+
+
+def _ensure_single_target(job: ImportJob) -> None:
+    if job.mode != ImportMode.SINGLE:
+        return
+    ImportTarget.objects.get_or_create(
+        job=job, key="", defaults={"name": job.audience_name, "audience_id": job.audience_id}
+    )
+
+
+def _match_targets(job: ImportJob) -> None:
+    """Point each target at its existing audience (by name key), if there is one."""
+    for target in job.targets.filter(audience__isnull=True):
+        if job.mode == ImportMode.SINGLE:
+            audience = (
+                Audience.objects.filter(pk=job.audience_id).first() if job.audience_id else None
+            )
+            audience = audience or Audience.objects.filter(name_key=_key(job.audience_name)).first()
+        else:
+            audience = Audience.objects.filter(name_key=target.key).first()
+        if audience:
+            target.audience = audience
+            target.save(update_fields=["audience"])
+
+
+def _key(name: str) -> str:
+    from tagbase.lib.names import audience_name_key
+
+    return audience_name_key(name) if name else ""
+
+
+def _preview_counts(job: ImportJob) -> dict[str, object]:
+    """What applying would do now: per target, candidates split into members / not members."""
+    members = candidates = 0
+    would_create = []
+    for target in job.targets.all():
+        n = staging.count_candidates(job.pk, target.key)
+        m = (
+            staging.count_members_among_candidates(job.pk, target.key, target.audience_id)
+            if target.audience_id
+            else 0
+        )
+        candidates += n
+        members += m
+        if target.audience_id is None and job.action == ImportAction.ADD and n:
+            would_create.append(target.name)
+    if job.action == ImportAction.ADD:
+        return {
+            "already_member": members,
+            "added": candidates - members,
+            "audiences_created": would_create,
+        }
+    return {"removed": members, "not_member": candidates - members, "audiences_created": []}
+
+
+# --- Stage 3: apply -------------------------------------------------------------------------
+
+
+def apply(job: ImportJob, owner: str, progress: Progress | None = None) -> None:
+    """One operation per target through the audiences write path; each target's operation is
+    recorded in the same transaction as the change, so a resumed job skips finished targets."""
+    actor = _actor(job)
+    for target in job.targets.filter(operation__isnull=True).order_by("key"):
+        _check_cancel(job)
+        with transaction.atomic():
+            ImportJob.objects.select_for_update().filter(pk=job.pk).first()
+            _apply_target(job, target, actor)
+            _save(job, owner, status=ImportStatus.APPLYING)
+        if progress:
+            progress(job)
+    with transaction.atomic():
+        _save(job, owner, stage=Stage.REPORT)
+
+
+def _apply_target(job: ImportJob, target: ImportTarget, actor: Actor) -> None:
+    candidates = staging.count_candidates(job.pk, target.key)
+    if target.audience_id is None:
+        if job.action == ImportAction.REMOVE or not candidates:
+            return  # nothing to remove from a missing audience; nothing to create empty
+        audience, created = audience_services.get_or_create_audience(
+            target.name or job.audience_name, actor=actor
+        )
+        target.audience = audience
+        target.created_audience = created
+    sql, params = staging.candidates_sql(job.pk, target.key)
+    selection = audience_services.CustomerSelection(sql, params)
+    change = (
+        audience_services.add_customers_to_audience
+        if job.action == ImportAction.ADD
+        else audience_services.remove_customers_from_audience
+    )
+    target.operation = change(
+        target.audience_id,
+        selection,
+        actor=actor,
+        kind=OperationKind.IMPORT,
+        source_ref=f"import:{job.pk}",
+    )
+    target.save(update_fields=["audience", "created_audience", "operation"])
+
+
+def _actor(job: ImportJob) -> Actor:
+    if job.created_by is not None:
+        return Actor(user=job.created_by, label=job.actor_label or job.created_by.get_username())
+    return Actor.system(job.actor_label or f"import:{job.pk}")
+
+
+# --- Stage 4: report ------------------------------------------------------------------------
+
+
+def report(job: ImportJob, owner: str) -> None:
+    with transaction.atomic():
+        totals = Counter()
+        created = []
+        for target in job.targets.select_related("operation"):
+            op = target.operation
+            if op is not None:
+                totals.update(
+                    added=op.added,
+                    already_member=op.already_member,
+                    removed=op.removed,
+                    not_member=op.not_member,
+                    vanished=op.not_found,
+                )
+            elif job.action == ImportAction.REMOVE:
+                totals["not_member"] += staging.count_candidates(job.pk, target.key)
+            if target.created_audience:
+                created.append(target.name)
+        rejects = _write_rejects(job)
+        rejected = job.invalid + job.duplicate_in_file + job.not_found + job.ambiguous
+        status = (
+            ImportStatus.SUCCEEDED_WITH_REJECTIONS
+            if rejected or totals["vanished"]
+            else ImportStatus.SUCCEEDED
+        )
+        staging.delete_rows(job.pk)
+        _save(
+            job,
+            owner,
+            added=totals["added"],
+            already_member=totals["already_member"],
+            removed=totals["removed"],
+            not_member=totals["not_member"],
+            not_found=job.not_found + totals["vanished"],
+            audiences_created=created,
+            rejects_name=rejects,
+            status=status,
+            stage=Stage.DONE,
+            finished_at=timezone.now(),
+        )
+
+
+REJECT_MESSAGES = {
+    RowStatus.DUPLICATE: "The same customer appears earlier in the file.",
+    RowStatus.NOT_FOUND: "No customer has this identifier.",
+    RowStatus.AMBIGUOUS: "Several customers have this identifier; it was not applied to any.",
+}
+REJECT_CODES = {
+    RowStatus.DUPLICATE: "duplicate_in_file",
+    RowStatus.NOT_FOUND: "not_found",
+    RowStatus.AMBIGUOUS: "ambiguous",
+}
+
+
+def _write_rejects(job: ImportJob) -> str:
+    """The rejected-rows CSV (line, raw_value, reason_code, message), formula-escaped.
+    Written to a temporary name and renamed, so a reader never sees half a file."""
+    from tagbase.imports.reasons import message_for
+
+    name = f"{job.stored_name}.rejects.csv"
+    path = import_dir() / name
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["line", "raw_value", "reason_code", "message"])
+        for line, raw, value, status, reason in staging.rejected_rows(job.pk):
+            code = reason if status == RowStatus.INVALID else REJECT_CODES.get(status, status)
+            message = message_for(code) if status == RowStatus.INVALID else REJECT_MESSAGES[status]
+            shown = raw if raw is not None else (value or "")
+            writer.writerow([line, escape_cell(shown), code, message])
+    tmp.replace(path)
+    return name
+
+
+# --- Ends -----------------------------------------------------------------------------------
+
+
+def _reject(job: ImportJob, owner: str, code: str, message: str, line, offset) -> None:  # type: ignore[no-untyped-def]
+    with transaction.atomic():
+        staging.delete_rows(job.pk)
+        _save(
+            job,
+            owner,
+            status=ImportStatus.REJECTED,
+            stage=Stage.DONE,
+            error_code=code,
+            error_message=message,
+            error_line=line,
+            error_offset=offset,
+            finished_at=timezone.now(),
+            lease_owner="",
+        )
+
+
+def _fail(job: ImportJob, owner: str, exc: Exception) -> None:
+    try:
+        with transaction.atomic():
+            _undo_applied(job)
+            staging.delete_rows(job.pk)
+            _save(
+                job,
+                owner,
+                status=ImportStatus.FAILED,
+                stage=Stage.DONE,
+                error_code="INTERNAL",
+                error_message=f"{exc.__class__.__name__}: the import "
+                "stopped on an unexpected error; nothing of it stays applied.",
+                finished_at=timezone.now(),
+                lease_owner="",
+            )
+    except LeaseLost:
+        pass
+
+
+def _finish_cancel(job: ImportJob, owner: str) -> None:
+    with transaction.atomic():
+        _undo_applied(job)
+        staging.delete_rows(job.pk)
+        _save(
+            job,
+            owner,
+            status=ImportStatus.CANCELLED,
+            stage=Stage.DONE,
+            finished_at=timezone.now(),
+            lease_owner="",
+        )
+
+
+def _undo_applied(job: ImportJob) -> None:
+    """Undo the operations this job already applied (cancel during apply, or a failure)."""
+    actor = _actor(job)
+    for target in job.targets.select_related("operation").filter(operation__isnull=False):
+        op = target.operation
+        if op is not None and op.can_undo:
+            audience_services.undo_operation(op, actor=actor)

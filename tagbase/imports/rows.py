@@ -1,0 +1,145 @@
+"""What one record of an import file means: blank, invalid (with a reason), or a candidate.
+
+The documented file shapes (see docs/imports.md):
+- mode ``single``: one identifier per record; a record may end with ``;`` or ``.``
+  (``123;`` and ``245.`` both mean the identifier without its terminator);
+- mode ``per_row``: ``identifier; audience name`` per record.
+Values are normalised by ``tagbase.lib.identifiers``; audience names by ``tagbase.lib.names``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tagbase.lib.identifiers import InvalidIdentifier, normalize
+from tagbase.lib.names import InvalidName, audience_name_key, clean_audience_name
+
+# Row-level reason codes that this module adds to those of lib.identifiers / lib.names /
+# lib.csvread (see docs/imports.md for the full list with messages).
+ROW_REASONS = {
+    "extra_columns": "The row has more columns than the mode allows.",
+    "audience_name_empty": "Per-row mode: the audience name is missing.",
+}
+
+# First-row words that mark a header line, compared case-insensitively.
+HEADER_WORDS = frozenset(
+    [
+        "id",
+        "sc_id",
+        "scid",
+        "tagbase_id",
+        "customer",
+        "customer_id",
+        "client",
+        "client_id",
+        "external_id",
+        "partner_id",
+        "phone",
+        "phone_number",
+        "telephone",
+        "mobile",
+        "email",
+        "e-mail",
+        "mail",
+        "card",
+        "card_number",
+        "identifier",
+        "audience",
+        "audience_name",
+        "tag",
+        "target_audience",
+        "name",
+        "ид",
+        "идентификатор",
+        "клиент",
+        "код",
+        "телефон",
+        "мобильный",
+        "почта",
+        "email",
+        "эл.почта",
+        "карта",
+        "номер_карты",
+        "аудитория",
+        "тег",
+        "название",
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    kind: str  # "blank" | "invalid" | "candidate"
+    value: str | None = None
+    reason: str = ""
+    message: str = ""
+    target_name: str = ""  # per_row: the audience name as written (NFC, trimmed)
+    target_key: str = ""  # per_row: its key
+
+
+BLANK = Parsed("blank")
+
+
+def _trim_trailing_empty(fields: list[str]) -> list[str]:
+    end = len(fields)
+    while end > 1 and not fields[end - 1].strip():
+        end -= 1
+    return fields[:end]
+
+
+def _strip_terminator(value: str) -> str:
+    value = value.strip()
+    if value[-1:] in {";", "."}:
+        value = value[:-1]
+    return value
+
+
+def parse_single(fields: list[str], id_type: str, region: str) -> Parsed:
+    # Padding may look like empty columns (a TAB before the id in a TAB-detected file, the
+    # ";" terminator): only cells with content count.
+    filled = [f for f in fields if f.strip()]
+    if len(filled) > 1:
+        return Parsed(
+            "invalid",
+            reason="extra_columns",
+            message=f"Expected one column (the identifier); found {len(filled)}.",
+        )
+    raw = _strip_terminator(filled[0] if filled else "")
+    if not raw.strip():
+        return BLANK  # only a terminator (";" or ".") in a file with another delimiter
+    try:
+        return Parsed("candidate", value=normalize(id_type, raw, phone_region=region))
+    except InvalidIdentifier as exc:
+        return Parsed("invalid", reason=exc.code, message=exc.message)
+
+
+def parse_per_row(fields: list[str], id_type: str, region: str) -> Parsed:
+    fields = _trim_trailing_empty(fields)
+    if len(fields) > 2:
+        return Parsed(
+            "invalid",
+            reason="extra_columns",
+            message=f"Expected two columns (identifier; audience name); found {len(fields)}.",
+        )
+    try:
+        value = normalize(id_type, fields[0].strip(), phone_region=region)
+    except InvalidIdentifier as exc:
+        return Parsed("invalid", reason=exc.code, message=exc.message)
+    name_field = fields[1] if len(fields) == 2 else ""
+    if not name_field.strip():
+        return Parsed(
+            "invalid",
+            reason="audience_name_empty",
+            message="The audience name (second column) is empty.",
+        )
+    try:
+        name = clean_audience_name(name_field)
+    except InvalidName as exc:
+        return Parsed("invalid", reason=exc.code, message=exc.message)
+    return Parsed("candidate", value=value, target_name=name, target_key=audience_name_key(name))
+
+
+def looks_like_header(fields: list[str]) -> bool:
+    """A first row whose cells are all known header words (``phone``, ``Телефон; Аудитория``)."""
+    cells = [f.strip().strip(".;").casefold().replace(" ", "_") for f in fields if f.strip()]
+    return bool(cells) and all(cell in HEADER_WORDS for cell in cells)
