@@ -10,7 +10,15 @@ from pathlib import Path
 
 import dj_database_url
 
-from tagbase.lib.env import SettingError, env_bool, env_choice, env_int, env_list, env_str
+from tagbase.lib.env import (
+    SettingError,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -184,6 +192,8 @@ TAGBASE_IMPORT_MAX_NEW_AUDIENCES = env_int("TAGBASE_IMPORT_MAX_NEW_AUDIENCES", 1
 TAGBASE_IMPORT_RETENTION_DAYS = env_int("TAGBASE_IMPORT_RETENTION_DAYS", 30, minimum=1)
 # A worker owns a job for this long after its last heartbeat; then another may take it over.
 TAGBASE_JOB_LEASE_SECONDS = env_int("TAGBASE_JOB_LEASE_SECONDS", 120, minimum=1)
+# How often each worker looks for jobs whose worker died (expired lease) to re-enqueue them.
+TAGBASE_SWEEP_SECONDS = env_float("TAGBASE_SWEEP_SECONDS", 15.0, minimum=0.05)
 TAGBASE_LOG_LEVEL = env_choice(
     "TAGBASE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 )
