@@ -27,3 +27,16 @@ def _member_counts_stay_exact(request: pytest.FixtureRequest):
     from tagbase.testing import membership_count_drift
 
     assert membership_count_drift() == [], "Audience.member_count drifted from COUNT(*)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`slow` tests run only under `make test-long`; `postgres_only` ones only on PostgreSQL."""
+    import os
+
+    long_run = os.environ.get("TAGBASE_LONG_TESTS") == "1"
+    on_sqlite = os.environ.get("DATABASE_URL", "sqlite").startswith("sqlite")
+    for item in items:
+        if "slow" in item.keywords and not long_run:
+            item.add_marker(pytest.mark.skip(reason="long variant: run with `make test-long`"))
+        if "postgres_only" in item.keywords and on_sqlite:
+            item.add_marker(pytest.mark.skip(reason="PostgreSQL only"))

@@ -69,11 +69,12 @@ class OperationStatus(models.TextChoices):
 class Operation(models.Model):
     """One change of memberships of one audience: who, when, from where, how many.
 
-    ``requested`` counts the distinct customer ids the operation was given; for an add,
-    ``requested = added + already_member + not_found``; for a remove,
-    ``requested = removed + not_member + not_found``. Resolution outcomes of the identifiers a
-    caller sent (``invalid``, ``ambiguous``, identifiers ``not_found``) are kept too so the
-    operation tells the whole story of a request.
+    ``requested`` counts the distinct customer ids the operation was given. Of those, ids that
+    are no customer (any more) are added to ``not_found``; the rest split into
+    ``added + already_member`` (add) or ``removed + not_member`` (remove). ``not_found``,
+    ``ambiguous`` and ``invalid`` also carry what resolving the caller's identifiers found
+    before the operation (``IdentifierOutcome``), so the operation tells the whole story of a
+    request: ``requested = added + already_member + (not_found - outcome.not_found)``.
     """
 
     audience = models.ForeignKey(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.db import DatabaseError, connections
@@ -26,11 +27,27 @@ def sweep_once() -> list[int]:
         connections.close_all()
 
 
+def purge_once() -> int:
+    from tagbase.imports.services import purge_expired_files
+
+    try:
+        return purge_expired_files()
+    finally:
+        connections.close_all()
+
+
 def start_sweeper(stop: threading.Event) -> threading.Thread:
+    """Every TAGBASE_SWEEP_SECONDS: re-enqueue abandoned jobs; about hourly: delete stored
+    import files past TAGBASE_IMPORT_RETENTION_DAYS."""
+
     def loop() -> None:
+        next_purge = 0.0
         while not stop.wait(settings.TAGBASE_SWEEP_SECONDS):
             try:
                 found = sweep_once()
+                if time.monotonic() >= next_purge:
+                    purge_once()
+                    next_purge = time.monotonic() + 3600
             except DatabaseError:
                 log.warning("sweeper: database unavailable; will try again")
                 continue
