@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections.abc import Iterator
+
+from django.db.models import F, OrderBy, QuerySet
 
 from tagbase.audiences.models import Audience, Membership, Operation, RemovedMembership
 
@@ -69,3 +71,79 @@ def members_page(audience_id: int, after: int = 0, limit: int = 50):  # type: ig
         .select_related("customer", "operation")
         .order_by("customer_id")[:limit]
     )
+
+
+# --- Web UI reads (audience list search/sort, member lookup, export) ------------------------
+
+AUDIENCE_SORTS: dict[str, tuple[str | OrderBy, ...]] = {
+    "name": ("name_key", "id"),
+    "-name": ("-name_key", "-id"),
+    "count": ("member_count", "name_key", "id"),
+    "-count": ("-member_count", "name_key", "id"),
+    # Audiences never set (no date) sort as the oldest in either direction.
+    "date": (F("last_set_at").asc(nulls_first=True), "name_key", "id"),
+    "-date": (F("last_set_at").desc(nulls_last=True), "name_key", "id"),
+}
+
+
+def search_audiences(q: str = "", sort: str = "name") -> QuerySet[Audience]:
+    """Audiences whose name contains ``q`` compared by name key (case, Unicode form and spacing
+    folded, as uniqueness is), ordered by one of ``AUDIENCE_SORTS`` (unknown: by name)."""
+    from tagbase.lib.names import audience_name_key
+
+    found = Audience.objects.all()
+    key = audience_name_key(q) if q else ""
+    if key:
+        found = found.filter(name_key__contains=key)
+    return found.order_by(*AUDIENCE_SORTS.get(sort, AUDIENCE_SORTS["name"]))
+
+
+def membership_of(audience_id: int, customer_id: int) -> Membership | None:
+    """The membership of one customer in one audience with the operation that set it, or None."""
+    return (
+        Membership.objects.filter(audience_id=audience_id, customer_id=customer_id)
+        .select_related("operation")
+        .first()
+    )
+
+
+_EXPORT_COLUMNS = {
+    "external_id": "customer__external_id",
+    "phone": "customer__phone",
+    "email": "customer__email",
+}
+
+
+def iter_member_identifiers(audience_id: int, id_type: str, batch: int = 2000) -> Iterator[str]:
+    """Each member's identifier of type ``id_type`` in customer id order, read in keyset batches
+    so memory stays constant however large the audience. Members without a value of that type
+    (no valid phone, no e-mail…) are left out; for ``card``, every active card of the member."""
+    from tagbase.customers.models import Card, CardStatus
+
+    after = 0
+    while True:
+        if id_type in _EXPORT_COLUMNS:
+            rows = list(
+                Membership.objects.filter(audience_id=audience_id, customer_id__gt=after)
+                .order_by("customer_id")
+                .values_list("customer_id", _EXPORT_COLUMNS[id_type])[:batch]
+            )
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield from (value for _, value in rows if value)
+            continue
+        ids = member_ids_after(audience_id, after, batch)
+        if not ids:
+            return
+        after = ids[-1]
+        if id_type == "sc_id":
+            yield from (str(i) for i in ids)
+        elif id_type == "card":
+            yield from (
+                Card.objects.filter(customer_id__in=ids, status=CardStatus.ACTIVE)
+                .order_by("customer_id", "number")
+                .values_list("number", flat=True)
+            )
+        else:
+            raise ValueError(f"unknown identifier type {id_type!r}")
