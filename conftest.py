@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+
+@pytest.fixture(autouse=True)
+def _own_import_dir(tmp_path, settings):  # type: ignore[no-untyped-def]
+    """Each test stores uploads and reports in its own folder (a worker started by a test gets
+    the matching TAGBASE_DATA_DIR: the parent of this folder)."""
+    settings.TAGBASE_IMPORT_DIR = tmp_path / "data" / "imports"
+
+
 _DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_serialized_rollback"}
 
 

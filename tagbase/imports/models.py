@@ -137,6 +137,10 @@ class ImportJob(models.Model):
     )
     actor_label = models.CharField(max_length=150, blank=True, default="")
     source = models.CharField(max_length=8, default="ui", help_text="ui, api or cli")
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    request_fingerprint = models.CharField(
+        max_length=64, blank=True, default="", help_text="SHA-256 of the file and the options"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -144,6 +148,13 @@ class ImportJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["actor_label", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="import_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Import #{self.pk} ({self.file_name})"

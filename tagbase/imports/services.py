@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tagbase.accounts.actors import Actor
@@ -185,6 +185,10 @@ def display_file_name(name: str) -> str:
     return (cleaned or "upload.csv")[:255]
 
 
+class IdempotencyConflict(ImportError_):
+    """The same Idempotency-Key was used with another request, or its first use is running."""
+
+
 def start_import(
     chunks: Iterable[bytes],
     file_name: str,
@@ -193,12 +197,22 @@ def start_import(
     actor: Actor,
     source: str = "ui",
     enqueue: bool = True,
+    idempotency_key: str = "",
 ) -> ImportJob:
     """Validate, store the file, create a queued job and (on commit) hand it to a worker.
-    Not idempotent: each call is a new job (the API layer handles Idempotency-Key)."""
+
+    With an ``idempotency_key`` (scoped to the actor) a repeat of the same request — same file
+    bytes and options — returns the first job instead of starting another; the same key with a
+    different request raises ``IdempotencyConflict`` (code ``idempotency_key_reused``)."""
     req = validate_request(request)
     stored, sha256, size = store_upload(chunks)
+    fingerprint = _fingerprint(req, sha256) if idempotency_key else ""
     try:
+        if idempotency_key:
+            replay = _replay(actor, idempotency_key, fingerprint)
+            if replay is not None:
+                (import_dir() / stored).unlink(missing_ok=True)
+                return replay
         with transaction.atomic():
             job = ImportJob.objects.create(
                 mode=req.mode,
@@ -216,13 +230,50 @@ def start_import(
                 created_by=actor.user,
                 actor_label=actor.label[:150],
                 source=source,
+                idempotency_key=idempotency_key[:200],
+                request_fingerprint=fingerprint,
             )
             if enqueue:
                 transaction.on_commit(lambda: enqueue_job(job.pk))
+    except IntegrityError:
+        (import_dir() / stored).unlink(missing_ok=True)
+        raise IdempotencyConflict(
+            "idempotency_key_in_use",
+            "A request with this Idempotency-Key is being processed; retry later.",
+            "Idempotency-Key",
+        ) from None
     except BaseException:
         (import_dir() / stored).unlink(missing_ok=True)
         raise
     return job
+
+
+def _fingerprint(req: ImportRequest, sha256: str) -> str:
+    parts = [
+        sha256,
+        req.mode,
+        req.action,
+        req.id_type,
+        str(req.audience_id),
+        req.audience_name,
+        str(req.dry_run),
+        req.encoding,
+        req.delimiter,
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _replay(actor: Actor, key: str, fingerprint: str) -> ImportJob | None:
+    first = ImportJob.objects.filter(actor_label=actor.label[:150], idempotency_key=key).first()
+    if first is None:
+        return None
+    if first.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used with a different file or options.",
+            "Idempotency-Key",
+        )
+    return first
 
 
 def enqueue_job(job_id: int) -> None:

@@ -4,6 +4,7 @@ checkpoint and finishes exactly; the worker process itself survives."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -43,7 +44,7 @@ def test_an_import_survives_the_database_dropping_all_connections():
         services.ImportRequest(mode="single", audience_id=audience.pk, id_type="sc_id"),
         actor=ACTOR,
     )
-    worker = start_worker(settings.DATA_DIR, TAGBASE_IMPORT_BATCH_ROWS="200")
+    worker = start_worker(Path(settings.TAGBASE_IMPORT_DIR).parent, TAGBASE_IMPORT_BATCH_ROWS="200")
     drops = 0
     try:
         assert wait_for(lambda: ImportJob.objects.get(pk=job.pk).checkpoint_line > 0, 30, step=0.01)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -90,9 +91,9 @@ def test_killed_workers_never_lose_or_double_an_import(tmp_path):
             actor=ACTOR,
         )
         for _ in range(rnd.randint(1, 3)):
-            worker = start_worker(settings.DATA_DIR)
+            worker = start_worker(Path(settings.TAGBASE_IMPORT_DIR).parent)
             stages_hit.add(_kill_at_a_random_point(rnd, worker, job.pk))
-        worker = start_worker(settings.DATA_DIR)
+        worker = start_worker(Path(settings.TAGBASE_IMPORT_DIR).parent)
         finished = wait_for(lambda: ImportJob.objects.get(pk=job.pk).is_terminal, timeout=120)
         log = stop(worker)
         job.refresh_from_db()

@@ -210,3 +210,29 @@ def test_a_resumed_job_continues_after_its_checkpoint_without_double_counting(se
     assert done is not None and done.status == "succeeded"
     assert (done.rows_read, done.added) == (7, 7)
     assert members("R") == set(range(1, 8))
+
+
+def test_an_idempotency_key_replays_the_first_job_and_refuses_another_request():
+    customers(1)
+    req = services.ImportRequest(mode="single", audience_name="K", id_type="sc_id")
+    first = services.start_import(
+        [b"1\n"], "f.csv", req, actor=ACTOR, enqueue=False, idempotency_key="abc"
+    )
+    again = services.start_import(
+        [b"1\n"], "other-name.csv", req, actor=ACTOR, enqueue=False, idempotency_key="abc"
+    )
+    assert again.pk == first.pk
+    assert ImportJob.objects.count() == 1
+    with pytest.raises(services.IdempotencyConflict) as exc:
+        services.start_import(
+            [b"2\n"], "f.csv", req, actor=ACTOR, enqueue=False, idempotency_key="abc"
+        )
+    assert exc.value.code == "idempotency_key_reused"
+    other_actor = Actor.system("someone-else")
+    assert (
+        services.start_import(
+            [b"1\n"], "f.csv", req, actor=other_actor, enqueue=False, idempotency_key="abc"
+        ).pk
+        != first.pk
+    )
+    assert len(list(pipeline.import_dir().glob("*.csv"))) == 2

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import threading
+import time
 
 from django.core.management import call_command
+from django.db import DatabaseError, connections
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
 from django_tasks_db import DatabaseBackend
@@ -70,6 +72,25 @@ class Command(BaseCommand):
             stop.set()
 
     def _work(self, options: dict[str, object]) -> None:
+        """Run the task loop; when the database goes away (a restart, a dropped connection),
+        wait and start it again instead of exiting, so a supervisor-less worker survives."""
+        pause = 1.0
+        while True:
+            try:
+                self._run_loop(options)
+                return  # stopped by a signal, or --batch finished
+            except DatabaseError as exc:
+                if options["batch"]:
+                    raise
+                self.stderr.write(
+                    f"worker: database unavailable ({exc.__class__.__name__}); "
+                    f"retrying in {pause:.0f} s"
+                )
+                connections.close_all()
+                time.sleep(pause)
+                pause = min(pause * 2, 30.0)
+
+    def _run_loop(self, options: dict[str, object]) -> None:
         call_command(
             "db_worker",
             queue_name=options["queue"],
@@ -78,6 +99,6 @@ class Command(BaseCommand):
             reload=False,
             startup_delay=False,
             verbosity=options["verbosity"],
-            stdout=self.stdout._out,
-            stderr=self.stderr._out,
+            stdout=self.stdout,
+            stderr=self.stderr,
         )
