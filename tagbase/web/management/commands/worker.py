@@ -12,8 +12,8 @@ import threading
 import time
 
 from django.core.management import call_command
-from django.db import DatabaseError, connections
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connections
 from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
 from django_tasks_db import DatabaseBackend
 
