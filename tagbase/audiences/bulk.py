@@ -126,27 +126,43 @@ def restore_removed_by(audience_id: int, operation_id: int) -> int:
 
 
 def change_selection(
-    action: str, audience_id: int, select_sql: str, params: list, now: datetime, operation_id: int
-) -> tuple[int, int, int]:  # type: ignore[type-arg]
-    """Add or remove the customers a SELECT (one column ``customer_id``) chooses, in one
-    set-based statement each. Returns (distinct requested, known customers, changed)."""
-    picked = (
-        f"SELECT DISTINCT s.customer_id FROM ({select_sql}) s WHERE s.customer_id IS NOT NULL"
-    )
-    known_sql = f"SELECT p.customer_id FROM ({picked}) p JOIN {C} c ON c.sc_id = p.customer_id"
+    action: str,
+    audience_id: int,
+    select_sql: str,
+    params: list,  # type: ignore[type-arg]
+    now: datetime,
+    operation_id: int,
+    *,
+    distinct: bool = False,
+) -> tuple[int, int, int]:
+    """Add or remove the customers a SELECT (one column ``customer_id``) chooses. Two
+    statements: one count of the distinct ids and of those that are customers, then the change
+    itself, applied in customer-id order so index pages are filled in sequence.
+    Returns (distinct requested, known customers, changed)."""
+    unique = "" if distinct else "DISTINCT "
+    picked = f"SELECT {unique}s.customer_id FROM ({select_sql}) s WHERE s.customer_id IS NOT NULL"
     with connection.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*) FROM ({picked}) q", params)
-        requested = int(cur.fetchone()[0])
-        cur.execute(f"SELECT COUNT(*) FROM ({known_sql}) q", params)
-        known = int(cur.fetchone()[0])
+        cur.execute(
+            f"SELECT COUNT(*), COUNT(c.sc_id) FROM ({picked}) p "
+            f"LEFT JOIN {C} c ON c.sc_id = p.customer_id",
+            params,
+        )
+        requested, known = (int(n) for n in cur.fetchone())
         if not known:
             return requested, 0, 0
         if action == "add":
             verb = "INSERT" if is_postgres(connection) else "INSERT OR IGNORE"
             conflict = " ON CONFLICT DO NOTHING" if is_postgres(connection) else ""
+            # When the count proved every id a customer, skip the join (the foreign key still
+            # refuses a customer deleted meanwhile, failing the whole operation, never half).
+            source = (
+                f"({picked}) k WHERE k.customer_id IS NOT NULL"
+                if known == requested
+                else f"({picked}) k JOIN {C} c ON c.sc_id = k.customer_id"
+            )
             cur.execute(
                 f"{verb} INTO {M} (audience_id, customer_id, set_at, operation_id) "
-                f"SELECT %s, k.customer_id, %s, %s FROM ({known_sql}) k{conflict}",
+                f"SELECT %s, k.customer_id, %s, %s FROM {source} ORDER BY k.customer_id{conflict}",
                 [audience_id, _dt(now), operation_id, *params],
             )
             return requested, known, cur.rowcount

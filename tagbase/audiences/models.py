@@ -131,12 +131,25 @@ class Operation(models.Model):
 class Membership(models.Model):
     """One customer in one audience: when it was set and by which operation."""
 
+    # Indexes: the primary key serves "members of an audience"; membership_customer_idx serves
+    # "audiences of a customer". No other index: each one costs on every insert of millions.
+    # On SQLite the table is WITHOUT ROWID (migration 0003): rows live in the key's b-tree.
+    # A later migration that makes Django rebuild this table on SQLite must restore that.
     pk = models.CompositePrimaryKey("audience_id", "customer_id")
-    audience = models.ForeignKey(Audience, on_delete=models.DO_NOTHING, related_name="+")
-    customer = models.ForeignKey(Customer, on_delete=models.DO_NOTHING, related_name="+")
+    audience = models.ForeignKey(
+        Audience, on_delete=models.DO_NOTHING, related_name="+", db_index=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.DO_NOTHING, related_name="+", db_index=False
+    )
     set_at = models.DateTimeField()
     operation = models.ForeignKey(
-        Operation, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Operation,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
 
     class Meta:
@@ -150,15 +163,18 @@ class RemovedMembership(models.Model):
         Audience, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
     customer = models.ForeignKey(
-        Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Customer, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
     )
     set_at = models.DateTimeField()
     set_by = models.ForeignKey(
-        Operation, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Operation, null=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
     )
     removed_at = models.DateTimeField()
     removed_by = models.ForeignKey(
-        Operation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Operation, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
     )
 
     class Meta:

@@ -83,6 +83,7 @@ class CustomerSelection:
 
     sql: str
     params: tuple[object, ...] = ()
+    distinct: bool = False  # the caller guarantees each id once: the counts skip a DISTINCT sort
 
 
 # --- Audiences ------------------------------------------------------------------------------
@@ -236,7 +237,8 @@ def _change(
         )
         if isinstance(customers, CustomerSelection):
             requested, known, changed = bulk.change_selection(
-                action, locked.pk, customers.sql, list(customers.params), now, op.pk
+                action, locked.pk, customers.sql, list(customers.params), now, op.pk,
+                distinct=customers.distinct,
             )
         else:
             requested, known, changed = _change_list(action, locked.pk, customers, now, op.pk)

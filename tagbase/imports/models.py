@@ -145,6 +145,9 @@ class ImportJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     files_purged_at = models.DateTimeField(null=True, blank=True)
+    timings = models.JSONField(
+        default=dict, blank=True, help_text="Seconds spent per stage (parse, resolve, apply…)"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -221,7 +224,11 @@ class ImportRow(models.Model):
     reading are staged too, so the rejected-rows report lists every line in file order."""
 
     pk = models.CompositePrimaryKey("job_id", "line")
-    job = models.ForeignKey(ImportJob, on_delete=models.DO_NOTHING, db_constraint=False)
+    # The primary key (job, line) is the only index; on SQLite the table is WITHOUT ROWID
+    # (migration 0003), so staged rows are appended to one b-tree in file order.
+    job = models.ForeignKey(
+        ImportJob, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
+    )
     line = models.BigIntegerField()
     status = models.CharField(max_length=8, default=RowStatus.CANDIDATE)
     reason = models.CharField(max_length=40, blank=True, default="")

@@ -64,6 +64,7 @@ def job_report(job: ImportJob) -> dict[str, Any]:
         created_at=job.created_at.isoformat() if job.created_at else None,
         finished_at=job.finished_at.isoformat() if job.finished_at else None,
         undone=job.undone_at is not None,
+        timings=dict(job.timings),
         operations=list(
             job.targets.filter(operation__isnull=False).values_list("operation_id", flat=True)
         ),

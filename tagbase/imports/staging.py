@@ -45,12 +45,14 @@ def insert_rows(rows: Sequence[tuple]) -> None:  # type: ignore[type-arg]
                 for row in rows:
                     copy.write_row(row)
         else:
-            marks = ", ".join(["%s"] * len(COLUMNS))
-            cur.executemany(f"INSERT INTO {T} ({', '.join(COLUMNS)}) VALUES ({marks})", rows)
+            # The sqlite3 cursor directly: Django's wrapper would re-check every parameter row.
+            marks = ", ".join(["?"] * len(COLUMNS))
+            cur.cursor.executemany(f"INSERT INTO {T} ({', '.join(COLUMNS)}) VALUES ({marks})", rows)
 
 
 def resolve_customers(job_id: int, id_type: str) -> None:
-    """Set customer_id on candidate rows; mark rows matching nobody ``nf`` and several ``amb``."""
+    """Set customer_id on candidate rows: the matching customer, NULL for none, -1 for
+    several. Statuses are left alone (``classify_unresolved`` sets them after dedupe)."""
     with connection.cursor() as cur:
         match = _MATCH[id_type]
         if match is not None:
@@ -66,6 +68,11 @@ def resolve_customers(job_id: int, id_type: str) -> None:
                 f"WHERE c.sc_id = {T}.customer_id)",
                 [job_id],
             )
+
+
+def classify_unresolved(job_id: int) -> None:
+    """Candidates that matched several customers become ``amb``, none ``nf``."""
+    with connection.cursor() as cur:
         cur.execute(
             f"UPDATE {T} SET status = 'amb', customer_id = NULL "
             "WHERE job_id = %s AND status = 'ok' AND customer_id = -1",
@@ -78,17 +85,63 @@ def resolve_customers(job_id: int, id_type: str) -> None:
         )
 
 
-def mark_duplicates(job_id: int, column: str) -> int:
+def resolved_rows(job_id: int, batch: int = 50_000):  # type: ignore[no-untyped-def]
+    """Yield (line, customer_id) of resolved candidates in file order, a batch at a time."""
+    after = -1
+    while True:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT line, customer_id FROM {T} WHERE job_id = %s AND status = 'ok' "
+                "AND customer_id > 0 AND line > %s ORDER BY line LIMIT %s",
+                [job_id, after, batch],
+            )
+            rows = cur.fetchall()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
+
+
+def max_resolved_customer(job_id: int) -> int:
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT MAX(customer_id) FROM {T} WHERE job_id = %s AND status = 'ok'", [job_id]
+        )
+        return int(cur.fetchone()[0] or 0)
+
+
+def mark_lines(job_id: int, lines: list[int], status: str) -> None:
+    from tagbase.lib.sqlbits import in_list, list_param
+
+    with connection.cursor() as cur:
+        for start in range(0, len(lines), 50_000):
+            part = lines[start : start + 50_000]
+            cur.execute(
+                f"UPDATE {T} SET status = %s WHERE job_id = %s AND "
+                f"{in_list(connection, 'line')}",
+                [status, job_id, list_param(connection, part)],
+            )
+
+
+def mark_duplicates(job_id: int, column: str, *, unresolved_only: bool = False) -> int:
     """Mark as ``dup`` every candidate row repeating an earlier row's (target, ``column``):
     the first occurrence in the file stays a candidate. ``column`` is 'value' (the same
-    identifier) or 'customer_id' (another identifier of the same customer)."""
+    identifier) or 'customer_id' (another identifier of the same customer). With
+    ``unresolved_only`` only rows that matched no single customer take part (the resolved ones
+    are deduplicated by ``pipeline`` without sorting the whole file)."""
     assert column in {"value", "customer_id"}
+    if column == "customer_id":
+        extra = " AND customer_id > 0"  # NULL / -1 (none / several) are no customer to share
+    elif unresolved_only:
+        extra = " AND (customer_id IS NULL OR customer_id = -1)"
+    else:
+        extra = ""
     with connection.cursor() as cur:
         cur.execute(
             f"UPDATE {T} SET status = 'dup' WHERE job_id = %s AND line IN ("
             "SELECT line FROM (SELECT line, ROW_NUMBER() OVER "
             f"(PARTITION BY target_key, {column} ORDER BY line) AS n "
-            f"FROM {T} WHERE job_id = %s AND status = 'ok') d WHERE d.n > 1)",
+            f"FROM {T} WHERE job_id = %s AND status = 'ok'{extra}) d WHERE d.n > 1)",
             [job_id, job_id],
         )
         return cur.rowcount

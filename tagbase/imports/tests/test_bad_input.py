@@ -354,3 +354,15 @@ def test_an_upload_over_the_limit_leaves_no_job_and_no_file(settings):
         single(b"1\n" * 100)
     assert ImportJob.objects.count() == 0
     assert set(import_dir().iterdir()) == before
+
+
+def test_per_row_duplicates_count_per_audience_and_unknown_repeats_are_duplicates():
+    customers(1, 2)
+    job = run_import("1;A\n1;a\n1;B\n9;A\n9;A\n8;A\n2;A\n", mode="per_row", id_type="sc_id")
+    assert (job.added, job.duplicate_in_file, job.not_found) == (3, 2, 2)
+    assert members("A") == {1, 2} and members("B") == {1}
+    assert [(r[0], r[2]) for r in rejects(job)] == [
+        ("2", "duplicate_in_file"), ("4", "not_found"), ("5", "duplicate_in_file"),
+        ("6", "not_found"),
+    ]
+    assert identity_holds(job)
