@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tagbase.accounts.actors import Actor
+from tagbase.accounts.management import cli_actor
 from tagbase.imports import pipeline, queries, services
 from tagbase.imports.models import ImportJob, ImportStatus
 from tagbase.lib.progress import Progress
@@ -63,7 +63,7 @@ class Command(BaseCommand):
                 chunks,
                 "stdin.csv" if name == "-" else Path(name).name,
                 request,
-                actor=Actor.system("cli"),
+                actor=cli_actor(),
                 source="cli",
                 enqueue=False,
             )
