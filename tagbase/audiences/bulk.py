@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
@@ -23,7 +24,7 @@ def chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     return chunked(ids, size)
 
 
-def _dt(value: datetime) -> object:
+def _dt(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 

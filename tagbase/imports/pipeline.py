@@ -494,6 +494,7 @@ def _apply_target(job: ImportJob, target: ImportTarget, actor: Actor) -> None:
         if job.action == ImportAction.ADD
         else audience_services.remove_customers_from_audience
     )
+    assert target.audience_id is not None  # set above, or the target had its audience already
     target.operation = change(
         target.audience_id,
         selection,
@@ -515,7 +516,7 @@ def _actor(job: ImportJob) -> Actor:
 
 def report(job: ImportJob, owner: str) -> None:
     with transaction.atomic():
-        totals = Counter()
+        totals: Counter[str] = Counter()
         created = []
         for target in job.targets.select_related("operation"):
             op = target.operation
