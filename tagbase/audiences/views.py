@@ -187,10 +187,11 @@ def audience_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 @writer_required
 def audience_import(request: HttpRequest) -> HttpResponse:
-    """What files the import will take (the original product's two modes); the pipeline that
-    runs them is being built in the imports app."""
-    context = {"id_types": ID_TYPE_LABELS, "max_ids": settings.TAGBASE_MAX_IDS_PER_REQUEST}
-    return render(request, "audiences/audience_import.html", context)
+    """The first address of Import audiences, kept for bookmarks: the upload lives in the
+    imports app (``imports:import_new``); the query (``?audience=<id>``) goes along."""
+    url = reverse("imports:import_new")
+    query = request.GET.urlencode()
+    return redirect(f"{url}?{query}" if query else url)
 
 
 # --- One audience --------------------------------------------------------------------------

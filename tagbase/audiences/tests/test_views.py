@@ -62,7 +62,6 @@ def audience_pages(audience: Audience, operation: Operation) -> list[str]:
 def write_pages(audience: Audience, operation: Operation) -> list[str]:
     return [
         reverse("audiences:audience_create"),
-        reverse("audiences:audience_import"),
         reverse("audiences:audience_rename", args=[audience.pk]),
         reverse("audiences:audience_delete", args=[audience.pk]),
         reverse("audiences:operation_undo", args=[operation.pk]),
@@ -81,8 +80,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page_from_every_page():
     writes = write_pages(audience, op)
     writes.append(reverse("audiences:audience_members_change", args=[audience.pk]))
     responses = [(url, Client().get(url)) for url in audience_pages(audience, op) + writes]
-    posts = [url for url in writes if url != reverse("audiences:audience_import")]
-    responses += [(url, Client().post(url)) for url in posts]
+    responses += [(url, Client().post(url)) for url in writes]
     for url, response in responses:
         assert response.status_code == 302, url
         assert response["Location"].startswith(reverse("login")), url
@@ -297,10 +295,18 @@ def test_the_delete_confirmation_states_the_member_count_and_delete_removes_it()
     assert "Doomed" in page_text(client.get(response["Location"]))  # the toast
 
 
-def test_the_import_page_explains_both_documented_file_formats():
-    html = page_text(client_for(Role.MARKETER).get(reverse("audiences:audience_import")))
-    assert "123;" in html and "245." in html and "123; Audience 1" in html
-    assert "being built" in html
+def test_the_first_import_address_leads_to_the_import_form_with_the_audience_kept():
+    url = reverse("audiences:audience_import") + "?audience=7"
+    response = client_for(Role.MARKETER).get(url)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("imports:import_new") + "?audience=7"
+    assert client_for(Role.ANALYST).get(url).status_code == 403
+    assert Client().get(url)["Location"].startswith(reverse("login"))
+
+
+def test_the_target_audiences_page_leads_to_the_import_form():
+    html = page_text(client_for(Role.MARKETER).get(reverse("audiences:audience_list")))
+    assert f'href="{reverse("imports:import_new")}"' in html
 
 
 # --- The audience page ------------------------------------------------------------------------
