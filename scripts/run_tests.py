@@ -29,7 +29,7 @@ def postgres_reason() -> str | None:
     try:
         with psycopg.connect(PG_URL, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+    except Exception as exc:
         return f"no PostgreSQL at {PG_URL} ({exc.__class__.__name__}: {str(exc).strip()[:120]})"
     return None
 
@@ -78,14 +78,18 @@ def main() -> int:
             print(f"\nERROR: CI=true but PostgreSQL tests cannot run: {reason}")
             return 1
         else:
-            print(f"\nSKIPPED: the PostgreSQL run — {reason}. Start PostgreSQL or set "
-                  "TAGBASE_TEST_POSTGRES_URL to run it.")
+            print(
+                f"\nSKIPPED: the PostgreSQL run — {reason}. Start PostgreSQL or set "
+                "TAGBASE_TEST_POSTGRES_URL to run it."
+            )
     print()
     total = {"passed": 0, "failed": 0, "skipped": 0}
     worst = 0
     for label, code, counts in results:
-        print(f"{label}: {counts['passed']} passed, {counts['failed']} failed, "
-              f"{counts['skipped']} skipped (pytest exit {code})")
+        print(
+            f"{label}: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped (pytest exit {code})"
+        )
         for key in total:
             total[key] += counts[key]
         worst = worst or code

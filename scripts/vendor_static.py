@@ -44,7 +44,7 @@ def npm_pack(pkg: Package, workdir: Path) -> tuple[Path, str]:
     npm = shutil.which("npm")
     if npm is None:
         sys.exit("npm is needed to vendor front-end packages (apt-get install npm)")
-    out = subprocess.run(  # noqa: S603 - fixed arguments, pinned versions
+    out = subprocess.run(
         [npm, "pack", f"{pkg.name}@{pkg.version}", "--json", "--pack-destination", str(workdir)],
         check=True,
         capture_output=True,

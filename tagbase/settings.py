@@ -124,7 +124,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 elif _db["ENGINE"] in {"django.db.backends.postgresql"}:
     _db.setdefault("OPTIONS", {})
 else:
-    raise SettingError(f"DATABASE_URL: unsupported engine {_db['ENGINE']!r} (use sqlite or postgres)")
+    raise SettingError(
+        f"DATABASE_URL: unsupported engine {_db['ENGINE']!r} (use sqlite or postgres)"
+    )
 _db["TEST"] = {"NAME": env_str("TAGBASE_TEST_DATABASE_NAME", "") or None}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

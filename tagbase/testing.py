@@ -19,7 +19,7 @@ from tagbase.accounts.models import ApiToken, Role, User, hash_token
 from tagbase.customers.models import Customer
 
 _seq = itertools.count(1)
-PASSWORD = "correct-horse-battery-staple"
+PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - test personas only
 
 
 def make_user(role: str = Role.MARKETER, **overrides: Any) -> User:

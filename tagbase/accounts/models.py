@@ -41,7 +41,7 @@ class Scope(models.TextChoices):
     EVENTS = "events", "Events"
 
 
-TOKEN_PREFIX = "tb_"
+TOKEN_PREFIX = "tb_"  # noqa: S105 - a public prefix, not a secret
 
 
 def hash_token(raw: str) -> str:

@@ -89,10 +89,15 @@ class Operation(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    actor_label = models.CharField(max_length=150, blank=True, default="",
-                                   help_text="User name or API token name at the time")
-    source_ref = models.CharField(max_length=200, blank=True, default="",
-                                  help_text="What caused it: import:12, segment:3, token:erp…")
+    actor_label = models.CharField(
+        max_length=150, blank=True, default="", help_text="User name or API token name at the time"
+    )
+    source_ref = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="What caused it: import:12, segment:3, token:erp…",
+    )
     requested = models.BigIntegerField(default=0)
     added = models.BigIntegerField(default=0)
     already_member = models.BigIntegerField(default=0)
@@ -155,6 +160,9 @@ class Membership(models.Model):
     class Meta:
         indexes = [models.Index(fields=["customer", "audience"], name="membership_customer_idx")]
 
+    def __str__(self) -> str:
+        return f"customer {self.customer_id} in audience {self.audience_id}"
+
 
 class RemovedMembership(models.Model):
     """Append-only ledger: a membership as it was when an operation removed it."""
@@ -163,17 +171,27 @@ class RemovedMembership(models.Model):
         Audience, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
     customer = models.ForeignKey(
-        Customer, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        Customer,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     set_at = models.DateTimeField()
     set_by = models.ForeignKey(
-        Operation, null=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        Operation,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     removed_at = models.DateTimeField()
     removed_by = models.ForeignKey(
-        Operation, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        Operation,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
         related_name="+",
     )
 
@@ -182,3 +200,6 @@ class RemovedMembership(models.Model):
             models.Index(fields=["removed_by"], name="removal_operation_idx"),
             models.Index(fields=["customer", "removed_at"], name="removal_customer_idx"),
         ]
+
+    def __str__(self) -> str:
+        return f"customer {self.customer_id} left audience {self.audience_id}"

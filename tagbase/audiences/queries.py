@@ -20,9 +20,7 @@ def customer_memberships(customer_id: int) -> list[dict[str, object]]:
         .select_related("audience", "operation")
         .order_by("audience__name_key")
     )
-    return [
-        {"audience": m.audience, "set_at": m.set_at, "operation": m.operation} for m in rows
-    ]
+    return [{"audience": m.audience, "set_at": m.set_at, "operation": m.operation} for m in rows]
 
 
 def customer_membership_history(customer_id: int, limit: int = 50) -> list[dict[str, object]]:

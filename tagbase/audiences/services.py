@@ -203,9 +203,7 @@ def remove_customers_from_audience(
 ) -> Operation:
     """Remove customers from an audience as one recorded operation. Each removed membership is
     copied to the removal ledger first. Customers who are not members count as ``not_member``."""
-    return _change(
-        audience, customer_ids, OperationAction.REMOVE, actor, kind, source_ref, outcome
-    )
+    return _change(audience, customer_ids, OperationAction.REMOVE, actor, kind, source_ref, outcome)
 
 
 def _change(
@@ -237,7 +235,12 @@ def _change(
         )
         if isinstance(customers, CustomerSelection):
             requested, known, changed = bulk.change_selection(
-                action, locked.pk, customers.sql, list(customers.params), now, op.pk,
+                action,
+                locked.pk,
+                customers.sql,
+                list(customers.params),
+                now,
+                op.pk,
                 distinct=customers.distinct,
             )
         else:
@@ -285,7 +288,9 @@ def _bump_audience(audience: Audience, delta: int, set_at: object | None) -> Non
 # --- Undo -----------------------------------------------------------------------------------
 
 
-def undo_operation(operation: Operation, *, actor: Actor, kind: OperationKind | str = "") -> Operation:
+def undo_operation(
+    operation: Operation, *, actor: Actor, kind: OperationKind | str = ""
+) -> Operation:
     """Revert what an operation did that still stands, as a new ``undo`` operation.
 
     Undoing an add removes the members that operation set and that are still set by it (they go
@@ -304,7 +309,9 @@ def undo_operation(operation: Operation, *, actor: Actor, kind: OperationKind | 
             audience=locked,
             audience_name=locked.name,
             kind=OperationKind.UNDO,
-            action=OperationAction.REMOVE if op.action == OperationAction.ADD else OperationAction.ADD,
+            action=OperationAction.REMOVE
+            if op.action == OperationAction.ADD
+            else OperationAction.ADD,
             actor=actor.user,
             actor_label=actor.label[:150],
             source_ref=f"operation:{op.pk}",
@@ -364,9 +371,7 @@ class Drift:
 def reconcile_member_counts(*, fix: bool = True) -> list[Drift]:
     """Recompute every audience's member count from its rows; return the audiences whose stored
     count was wrong and, with ``fix``, correct them (each under its audience lock)."""
-    drifts = [
-        Drift(audience_id=a, name=n, stored=s, actual=c) for a, n, s, c in bulk.count_drift()
-    ]
+    drifts = [Drift(audience_id=a, name=n, stored=s, actual=c) for a, n, s, c in bulk.count_drift()]
     if fix:
         for drift in drifts:
             with transaction.atomic():
@@ -385,9 +390,7 @@ def remove_customers_from_all_audiences(
     if not ids:
         return 0
     audience_ids = sorted(
-        set(
-            Membership.objects.filter(customer_id__in=ids).values_list("audience_id", flat=True)
-        )
+        set(Membership.objects.filter(customer_id__in=ids).values_list("audience_id", flat=True))
     )
     total = 0
     for audience_id in audience_ids:

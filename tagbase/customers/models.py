@@ -23,6 +23,7 @@ class Customer(models.Model):
     """One loyalty-program member. ``sc_id`` is Tagbase's own id, shown in every list."""
 
     sc_id = models.BigAutoField(primary_key=True, verbose_name="ID")
+    # NULL, not "": many customers have no partner id, and unique must not count "" as a value.
     external_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
     last_name = models.CharField(max_length=100, blank=True, default="")
     first_name = models.CharField(max_length=100, blank=True, default="")
@@ -33,11 +34,21 @@ class Customer(models.Model):
     city = models.CharField(max_length=100, blank=True, default="")
     registered_at = models.DateTimeField(default=timezone.now, db_index=True)
     phone_raw = models.CharField(max_length=64, blank=True, default="")
-    phone = models.CharField(max_length=20, null=True, blank=True, db_index=True,
-                             help_text="E.164, set only when phone_raw is a valid number")
+    phone = models.CharField(
+        max_length=20,
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="E.164, set only when phone_raw is a valid number",
+    )
     email_raw = models.CharField(max_length=320, blank=True, default="")
-    email = models.CharField(max_length=320, null=True, blank=True, db_index=True,
-                             help_text="Normalised, set only when email_raw is valid")
+    email = models.CharField(
+        max_length=320,
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="Normalised, set only when email_raw is valid",
+    )
     attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -104,6 +115,9 @@ class Receipt(models.Model):
         ]
         indexes = [models.Index(fields=["customer", "date"], name="receipt_customer_date_idx")]
 
+    def __str__(self) -> str:
+        return f"Receipt {self.number}"
+
 
 class Event(models.Model):
     """Something a customer did that a partner system reported (``app_login``, ``visit``…)."""
@@ -117,6 +131,9 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["customer", "name", "occurred_at"], name="event_customer_idx")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
 class CustomerStats(models.Model):
@@ -139,3 +156,6 @@ class CustomerStats(models.Model):
             models.Index(fields=["total_amount"], name="stats_total_idx"),
             models.Index(fields=["last_receipt_at"], name="stats_last_idx"),
         ]
+
+    def __str__(self) -> str:
+        return f"Stats of customer {self.customer_id}"

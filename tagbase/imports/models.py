@@ -232,8 +232,8 @@ class ImportRow(models.Model):
     line = models.BigIntegerField()
     status = models.CharField(max_length=8, default=RowStatus.CANDIDATE)
     reason = models.CharField(max_length=40, blank=True, default="")
-    value = models.CharField(max_length=400, null=True, blank=True, help_text="Normalised")  # noqa: DJ001 - NULL = none
-    raw = models.TextField(null=True, blank=True, help_text="The record as in the file")  # noqa: DJ001
+    value = models.CharField(max_length=400, null=True, blank=True, help_text="Normalised")
+    raw = models.TextField(null=True, blank=True, help_text="The record as in the file")
     target_key = models.CharField(max_length=200, default="")
     customer_id = models.BigIntegerField(null=True, blank=True)
 

@@ -486,6 +486,9 @@ def _apply_target(job: ImportJob, target: ImportTarget, actor: Actor) -> None:
         )
         target.audience = audience
         target.created_audience = created
+        if job.mode == ImportMode.SINGLE:
+            ImportJob.objects.filter(pk=job.pk).update(audience=audience)
+            job.audience = audience
     sql, params = staging.candidates_sql(job.pk, target.key)
     # Duplicates were marked in the resolve stage: each candidate is a different customer.
     selection = audience_services.CustomerSelection(sql, params, distinct=True)

@@ -167,9 +167,7 @@ def fast_single(id_type: str) -> Callable[[list[str]], str | None] | None:
     match = pattern.fullmatch
 
     def parse(fields: list[str]) -> str | None:
-        if len(fields) == 1:
-            value = fields[0]
-        elif len(fields) == 2 and not fields[1]:
+        if len(fields) == 1 or (len(fields) == 2 and not fields[1]):
             value = fields[0]
         else:
             return None

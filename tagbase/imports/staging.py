@@ -117,8 +117,7 @@ def mark_lines(job_id: int, lines: list[int], status: str) -> None:
         for start in range(0, len(lines), 50_000):
             part = lines[start : start + 50_000]
             cur.execute(
-                f"UPDATE {T} SET status = %s WHERE job_id = %s AND "
-                f"{in_list(connection, 'line')}",
+                f"UPDATE {T} SET status = %s WHERE job_id = %s AND {in_list(connection, 'line')}",
                 [status, job_id, list_param(connection, part)],
             )
 

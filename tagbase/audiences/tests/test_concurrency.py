@@ -30,9 +30,7 @@ def _writer(seed: int, audience_id: int, ids: list[int], log: list, errors: list
         for _ in range(15):
             batch = rnd.sample(ids, rnd.randint(1, 25))
             if rnd.random() < 0.6:
-                op = services.add_customers_to_audience(
-                    audience_id, batch, actor=ACTOR, kind="api"
-                )
+                op = services.add_customers_to_audience(audience_id, batch, actor=ACTOR, kind="api")
             else:
                 op = services.remove_customers_from_audience(
                     audience_id, batch, actor=ACTOR, kind="api"

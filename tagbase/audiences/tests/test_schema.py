@@ -23,7 +23,8 @@ def test_memberships_carry_only_the_key_and_the_customer_index():
     with connection.cursor() as cur:
         indexes = connection.introspection.get_constraints(cur, "audiences_membership")
     plain = sorted(
-        tuple(info["columns"]) for info in indexes.values()
+        tuple(info["columns"])
+        for info in indexes.values()
         if info["index"] and not info["primary_key"] and not info["unique"]
     )
     assert plain == [("customer_id", "audience_id")]

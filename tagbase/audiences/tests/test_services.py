@@ -147,9 +147,14 @@ def test_names_are_unique_after_trim_nfc_and_case_folding():
 
 @pytest.mark.parametrize(
     ("name", "code"),
-    [("", "name_empty"), ("   ", "name_empty"), ("x" * 201, "name_too_long"),
-     ("VIP\u200b", "name_control_character"), ("a\u202eb", "name_control_character"),
-     ("a\x00b", "name_control_character")],
+    [
+        ("", "name_empty"),
+        ("   ", "name_empty"),
+        ("x" * 201, "name_too_long"),
+        ("VIP\u200b", "name_control_character"),
+        ("a\u202eb", "name_control_character"),
+        ("a\x00b", "name_control_character"),
+    ],
 )
 def test_bad_names_are_refused_with_a_reason(name, code):
     with pytest.raises(services.InvalidAudienceName) as exc:

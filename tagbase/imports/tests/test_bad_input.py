@@ -362,7 +362,9 @@ def test_per_row_duplicates_count_per_audience_and_unknown_repeats_are_duplicate
     assert (job.added, job.duplicate_in_file, job.not_found) == (3, 2, 2)
     assert members("A") == {1, 2} and members("B") == {1}
     assert [(r[0], r[2]) for r in rejects(job)] == [
-        ("2", "duplicate_in_file"), ("4", "not_found"), ("5", "duplicate_in_file"),
+        ("2", "duplicate_in_file"),
+        ("4", "not_found"),
+        ("5", "duplicate_in_file"),
         ("6", "not_found"),
     ]
     assert identity_holds(job)
