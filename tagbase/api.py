@@ -17,8 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.http import Http404, HttpRequest, HttpResponse, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.urls import URLPattern, re_path
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
@@ -38,6 +44,8 @@ from tagbase.audiences.services import (
 from tagbase.customers.api import customers_router, receipts_router
 from tagbase.customers.queries import AmbiguousIdentifier
 from tagbase.customers.reports import FileRejected
+from tagbase.imports.api import router as imports_router
+from tagbase.imports.services import ImportError_, UploadTooLarge
 from tagbase.lib.identifiers import InvalidIdentifier
 
 logger = logging.getLogger("tagbase.api")
@@ -198,7 +206,7 @@ api = TagbaseAPI(
     title="Tagbase API",
     version="1",
     description=(
-        "Customers, target audiences and memberships for partner systems. "
+        "Customers, target audiences, memberships and file imports for partner systems. "
         "Authenticate with `Authorization: Bearer <token>`. Every error answers "
         '`{"error": {"code", "message", "field"}}`; see docs/api.md.'
     ),
@@ -214,6 +222,7 @@ api.add_router("/customers", customer_audiences_router, tags=["customers"])
 api.add_router("/receipts", receipts_router, tags=["receipts"])
 api.add_router("/audiences", audiences_router, tags=["audiences"])
 api.add_router("/operations", operations_router, tags=["operations"])
+api.add_router("/imports", imports_router, tags=["imports"])
 
 
 # --- Errors -----------------------------------------------------------------------------------
@@ -305,6 +314,42 @@ _AUDIENCE_STATUS: dict[type[AudienceError], int] = {
 def _audience_error(request: HttpRequest, exc: AudienceError) -> HttpResponse:
     status = next((s for cls, s in _AUDIENCE_STATUS.items() if isinstance(exc, cls)), 422)
     return error_response(api, request, status, exc.code, exc.message, exc.field)
+
+
+# Imports: a state that forbids the action is a conflict (409); anything else about the request
+# — options, the audience named in the form, a reused Idempotency-Key — is a 422 naming the
+# field. audience_not_found is 422 here, not 404: the URL exists, a form value is wrong.
+_IMPORT_CONFLICTS = {"not_previewed", "already_finished", "cannot_undo", "idempotency_key_in_use"}
+
+
+@api.exception_handler(ImportError_)
+def _import_error(request: HttpRequest, exc: ImportError_) -> HttpResponse:
+    if isinstance(exc, UploadTooLarge):
+        return error_response(api, request, 413, "payload_too_large", exc.message, exc.field)
+    status = 409 if exc.code in _IMPORT_CONFLICTS else 422
+    return error_response(api, request, status, exc.code, exc.message, exc.field)
+
+
+@api.exception_handler(MultiPartParserError)
+@api.exception_handler(UnreadablePostError)
+def _unreadable_upload(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # A broken multipart body, or a client that went away mid-upload.
+    return error_response(
+        api,
+        request,
+        400,
+        "malformed_multipart",
+        "The body could not be read as multipart/form-data; send the file as the 'file' part.",
+    )
+
+
+@api.exception_handler(TooManyFieldsSent)
+@api.exception_handler(TooManyFilesSent)
+def _too_many_fields(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Django's limits on the number of form fields / files (and query parameters).
+    return error_response(
+        api, request, 400, "bad_request", "The request has too many fields or files."
+    )
 
 
 @api.exception_handler(InvalidIdentifier)

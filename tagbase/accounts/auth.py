@@ -3,8 +3,8 @@
 Two ways in (see docs/api.md):
 - ``Authorization: Bearer <token>`` for partner systems. The token's SHA-256 is looked up in
   ``ApiToken.key_hash``; a revoked token is refused. The scope needed follows the method:
-  ``read`` for GET/HEAD/OPTIONS, ``write`` for everything else (``import`` and ``events`` are
-  reserved for the endpoints that will need them).
+  ``read`` for GET/HEAD/OPTIONS, ``write`` for everything else; file imports need ``import``
+  (``events`` is reserved for the events endpoints to come).
 - The Django session, for the UI's own calls. Unsafe methods need the CSRF token, and a user
   whose role may not write (analyst) may only read.
 

@@ -64,10 +64,10 @@ def job_report(job: ImportJob) -> dict[str, Any]:
         created_at=job.created_at.isoformat() if job.created_at else None,
         finished_at=job.finished_at.isoformat() if job.finished_at else None,
         undone=job.undone_at is not None,
+        cancel_requested=job.cancel_requested,
         timings=dict(job.timings),
-        operations=list(
-            job.targets.filter(operation__isnull=False).values_list("operation_id", flat=True)
-        ),
+        # From .all() so that a list that prefetched "targets" makes no query per job.
+        operations=sorted(t.operation_id for t in job.targets.all() if t.operation_id),
     )
     return report
 
