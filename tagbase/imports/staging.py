@@ -38,7 +38,9 @@ def insert_rows(rows: Sequence[tuple]) -> None:  # type: ignore[type-arg]
     """Append staged rows (tuples in COLUMNS order) inside the caller's transaction."""
     if not rows:
         return
-    with connection.cursor() as cur:
+    # The driver's own cursor is used for speed; wrap_database_errors turns the driver's errors
+    # (a dropped connection during COPY, say) into Django's, which the pipeline retries.
+    with connection.cursor() as cur, connection.wrap_database_errors:
         if is_postgres(connection):
             raw_cursor = cur.cursor  # the psycopg cursor under Django's wrapper
             with raw_cursor.copy(f"COPY {T} ({', '.join(COLUMNS)}) FROM STDIN") as copy:

@@ -48,11 +48,15 @@ def test_an_import_survives_the_database_dropping_all_connections():
     drops = 0
     try:
         assert wait_for(lambda: ImportJob.objects.get(pk=job.pk).checkpoint_line > 0, 30, step=0.01)
-        for _ in range(3):
-            # Drop only while the job is still reading the file, so the drop must interrupt it.
-            if ImportJob.objects.get(pk=job.pk).stage == "parse":
-                drops += _drop_other_connections()
-            time.sleep(0.3)
+        # Keep dropping every connection while the job is still reading the file, until the
+        # job has been taken up again (a retry), or 20 s pass.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            state = ImportJob.objects.get(pk=job.pk)
+            if state.attempts >= 2 or state.stage != "parse":
+                break
+            drops += _drop_other_connections()
+            time.sleep(0.05)
         finished = wait_for(lambda: ImportJob.objects.get(pk=job.pk).is_terminal, 120)
         assert worker.poll() is None, "the worker process died with the database connection"
     finally:
