@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "tagbase.accounts",
     "tagbase.customers",
     "tagbase.audiences",
+    "tagbase.segments",
     "tagbase.imports",
     "tagbase.web",
 ]
@@ -225,3 +226,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": TAGBASE_LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+TAGBASE_SEGMENT_METRICS_SECONDS = env_int("TAGBASE_SEGMENT_METRICS_SECONDS", 21_600, minimum=60)

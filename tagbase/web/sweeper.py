@@ -20,9 +20,19 @@ log = logging.getLogger(__name__)
 
 def sweep_once() -> list[int]:
     from tagbase.imports.tasks import sweep_stale_jobs
+    from tagbase.segments.tasks import sweep_stale_jobs as sweep_segment_jobs
 
     try:
-        return sweep_stale_jobs()
+        return sweep_stale_jobs() + sweep_segment_jobs()
+    finally:
+        connections.close_all()
+
+
+def refresh_segment_metrics_once() -> list[int]:
+    from tagbase.segments.services import refresh_stale_metrics
+
+    try:
+        return refresh_stale_metrics()
     finally:
         connections.close_all()
 
@@ -37,14 +47,19 @@ def purge_once() -> int:
 
 
 def start_sweeper(stop: threading.Event) -> threading.Thread:
-    """Every TAGBASE_SWEEP_SECONDS: re-enqueue abandoned jobs; about hourly: delete stored
-    import files past TAGBASE_IMPORT_RETENTION_DAYS."""
+    """Every TAGBASE_SWEEP_SECONDS: re-enqueue abandoned jobs (imports and segment jobs);
+    every 5 minutes: enqueue a metrics refresh for saved segments whose metrics are older than
+    TAGBASE_SEGMENT_METRICS_SECONDS; about hourly: delete stored import files past
+    TAGBASE_IMPORT_RETENTION_DAYS."""
 
     def loop() -> None:
-        next_purge = 0.0
+        next_purge = next_metrics = 0.0
         while not stop.wait(settings.TAGBASE_SWEEP_SECONDS):
             try:
                 found = sweep_once()
+                if time.monotonic() >= next_metrics:
+                    refresh_segment_metrics_once()
+                    next_metrics = time.monotonic() + 300
                 if time.monotonic() >= next_purge:
                     purge_once()
                     next_purge = time.monotonic() + 3600

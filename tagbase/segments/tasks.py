@@ -1,0 +1,42 @@
+"""Background tasks for segments (django-tasks, database backend) and the stale-job sweeper."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django_tasks import task
+
+from tagbase.segments.models import JobStatus, SegmentJob
+from tagbase.segments.pipeline import RUNNABLE, run_segment_job
+
+
+@task()
+def run_segment_task(job_id: int) -> str:
+    job = run_segment_job(job_id)
+    return job.status if job else "taken by another worker"
+
+
+@task()
+def refresh_metrics_task(segment_id: int) -> str:
+    from tagbase.segments.queries import store_metrics
+
+    return "refreshed" if store_metrics(segment_id) else "segment gone"
+
+
+def sweep_stale_jobs() -> list[int]:
+    """Re-enqueue jobs no live worker holds: an expired lease, or queued for a whole lease
+    period without being claimed. Safe from every worker at once."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.TAGBASE_JOB_LEASE_SECONDS)
+    stale = SegmentJob.objects.filter(status__in=RUNNABLE).filter(
+        Q(lease_expires_at__lt=now)
+        | Q(lease_expires_at__isnull=True, status=JobStatus.RUNNING)
+        | Q(lease_expires_at__isnull=True, created_at__lt=now - lease)
+    )
+    ids = list(stale.values_list("pk", flat=True)[:100])
+    for job_id in ids:
+        run_segment_task.enqueue(job_id)
+    return ids
