@@ -32,6 +32,8 @@ from tagbase.audiences.queries import audience_by_name, member_ids_after
 from tagbase.customers.models import Card, Customer, CustomerStats, Event, Receipt
 from tagbase.customers.services import refresh_customer_stats
 from tagbase.lib.progress import Progress
+from tagbase.segments import services as segment_services
+from tagbase.segments.models import Segment
 from tagbase.web.demo_people import DEMO_PREFIX, PeopleGenerator, Person
 from tagbase.web.demo_sql import analyze, insert_rows, reserve_ids
 
@@ -54,6 +56,7 @@ class DemoReport:
     events: int = 0
     audiences: int = 0
     operations: int = 0
+    segments: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -96,6 +99,9 @@ def load_demo(
     mark = time.monotonic()
     report.audiences, report.operations = _build_audiences(random.Random(seed), now, actor)
     report.timings["audiences"] = time.monotonic() - mark
+    mark = time.monotonic()
+    report.segments = _build_segments(actor)
+    report.timings["segments"] = time.monotonic() - mark
     report.timings["total"] = time.monotonic() - started
     return report
 
@@ -105,6 +111,13 @@ def delete_demo(*, actor: Actor) -> tuple[int, int]:
     customers out of any other audience (through the write path, recorded), then delete the
     demo customers with their cards, receipts, events and stats. Idempotent.
     Returns (audiences deleted, customers deleted)."""
+    # Segments first: they may name demo audiences and each other (users before the used).
+    demo_segments = list(Segment.objects.filter(description__endswith=DEMO_MARKER))
+    while demo_segments:
+        free = [s for s in demo_segments if not segment_services.users_of(s)]
+        for segment in free or demo_segments[:1]:
+            segment_services.delete_segment(segment, actor=actor)
+        demo_segments = [s for s in demo_segments if s not in free]
     audiences = list(demo_audiences())
     for audience in audiences:
         services.delete_audience(audience, actor=actor)
@@ -348,3 +361,87 @@ def _lived_in_history(made: dict[str, Audience], rng: random.Random, actor: Acto
 
 def _member_ids(audience: Audience) -> list[int]:
     return member_ids_after(audience.pk, 0, 10**9)
+
+
+# --- Saved segments -------------------------------------------------------------------------
+
+
+def _build_segments(actor: Actor) -> int:
+    """A few saved segments like a marketer's, with their metrics computed."""
+    vip = audience_by_name("VIP")
+    specs: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            "Активные москвичи",
+            "Live in Moscow and bought in the last 90 days.",
+            {
+                "op": "and",
+                "rules": [
+                    {"field": "customer.city", "operator": "eq", "value": "Москва"},
+                    {"field": "receipts.days_since_last", "operator": "lt", "value": 90},
+                ],
+            },
+        ),
+        (
+            "30+ в приложении",
+            "Aged 30 or more, logged in to the app at least 3 times in the last 30 days.",
+            {
+                "op": "and",
+                "rules": [
+                    {"field": "customer.age", "operator": "gte", "value": 30},
+                    {
+                        "field": "events.count",
+                        "event": "app_login",
+                        "days": 30,
+                        "operator": "gte",
+                        "value": 3,
+                    },
+                ],
+            },
+        ),
+        (
+            "Уходящие покупатели",
+            "At least 3 receipts, but none in the last 180 days.",
+            {
+                "op": "and",
+                "rules": [
+                    {"field": "receipts.count", "operator": "gte", "value": 3},
+                    {"field": "receipts.days_since_last", "operator": "gt", "value": 180},
+                ],
+            },
+        ),
+        (
+            "Дни рождения на неделе",
+            "A birthday within the next 7 days.",
+            {
+                "op": "and",
+                "rules": [
+                    {
+                        "field": "customer.birth_date",
+                        "operator": "anniversary_within_days",
+                        "value": 7,
+                    },
+                ],
+            },
+        ),
+    ]
+    if vip is not None:
+        specs.append(
+            (
+                "VIP или крупный чек",
+                "In the VIP audience, or an average receipt of 3,000 or more.",
+                {
+                    "op": "or",
+                    "rules": [
+                        {"field": "audience", "operator": "in", "value": vip.pk},
+                        {"field": "receipts.average_amount", "operator": "gte", "value": 3000},
+                    ],
+                },
+            )
+        )
+    made = 0
+    for name, text, rules in specs:
+        if Segment.objects.filter(name=name).exists():
+            continue
+        segment_services.create_segment(name, rules, actor=actor, description=_d(text))
+        made += 1
+    return made

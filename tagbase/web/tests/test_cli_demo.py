@@ -105,6 +105,16 @@ def test_demo_audiences_are_built_through_the_write_path_with_some_history(loade
         assert audience.member_count == len(members(audience.name))
 
 
+def test_demo_saves_segments_with_their_metrics(loaded):
+    from tagbase.segments.models import Segment
+
+    segments = Segment.objects.filter(description__endswith=DEMO_MARKER)
+    assert segments.count() == 5
+    moscow = segments.get(name="Активные москвичи")
+    assert moscow.metrics_at is not None and moscow.customers is not None
+    assert 0 < moscow.customers <= Customer.objects.filter(city="Москва").count()
+
+
 def test_demo_selections_equal_an_independent_oracle(loaded):
     moscow = set(Customer.objects.filter(city="Москва").values_list("sc_id", flat=True))
     spb = set(Customer.objects.filter(city="Санкт-Петербург").values_list("sc_id", flat=True))
@@ -143,6 +153,9 @@ def test_demo_reset_removes_only_demo_data_through_the_write_path(loaded):
     assert list(Customer.objects.values_list("external_id", flat=True)) == ["REAL-1"]
     assert list(Audience.objects.values_list("name", flat=True)) == ["Real buyers"]
     assert members("Real buyers") == {mine.pk}
+    from tagbase.segments.models import Segment
+
+    assert not Segment.objects.exists()
     removal = Operation.objects.get(audience=keep, action="remove")
     assert (removal.removed, removal.source_ref) == (1, "demo --reset")
     assert not Receipt.objects.exists() and not CustomerStats.objects.exists()

@@ -75,8 +75,9 @@ class Command(BaseCommand):
         t = report.timings
         self.stdout.write(
             f"Loaded {report.customers:,} customers, {report.cards:,} cards, "
-            f"{report.receipts:,} receipts, {report.events:,} events and {report.audiences} "
-            f"audiences ({report.operations} operations) in {t['total']:.1f} s "
+            f"{report.receipts:,} receipts, {report.events:,} events, {report.audiences} "
+            f"audiences ({report.operations} operations) and {report.segments} segments "
+            f"in {t['total']:.1f} s "
             f"(customers {t['customers']:.1f} s, stats {t['stats']:.1f} s, "
             f"audiences {t['audiences']:.1f} s)."
         )
