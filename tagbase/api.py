@@ -47,6 +47,14 @@ from tagbase.customers.reports import FileRejected
 from tagbase.imports.api import router as imports_router
 from tagbase.imports.services import ImportError_, UploadTooLarge
 from tagbase.lib.identifiers import InvalidIdentifier
+from tagbase.segments.api import router as segments_router
+from tagbase.segments.rules import RuleError
+from tagbase.segments.services import (
+    SegmentError,
+    SegmentInUse,
+    SegmentNameTaken,
+    SegmentNotFound,
+)
 
 logger = logging.getLogger("tagbase.api")
 
@@ -223,6 +231,7 @@ api.add_router("/receipts", receipts_router, tags=["receipts"])
 api.add_router("/audiences", audiences_router, tags=["audiences"])
 api.add_router("/operations", operations_router, tags=["operations"])
 api.add_router("/imports", imports_router, tags=["imports"])
+api.add_router("/segments", segments_router, tags=["segments"])
 
 
 # --- Errors -----------------------------------------------------------------------------------
@@ -328,6 +337,31 @@ def _import_error(request: HttpRequest, exc: ImportError_) -> HttpResponse:
         return error_response(api, request, 413, "payload_too_large", exc.message, exc.field)
     status = 409 if exc.code in _IMPORT_CONFLICTS else 422
     return error_response(api, request, status, exc.code, exc.message, exc.field)
+
+
+# Segments: a missing segment or job is 404; a name taken or a segment other segments use is a
+# conflict (409); a reused Idempotency-Key is 422 and one still in progress 409, as for imports;
+# anything else about the request (audience_not_found included: a body value) is 422.
+_SEGMENT_STATUS: dict[type[SegmentError], int] = {
+    SegmentNotFound: 404,
+    SegmentNameTaken: 409,
+    SegmentInUse: 409,
+}
+_SEGMENT_CODES = {"job_not_found": 404, "idempotency_key_in_use": 409}
+
+
+@api.exception_handler(SegmentError)
+def _segment_error(request: HttpRequest, exc: SegmentError) -> HttpResponse:
+    status = next((s for cls, s in _SEGMENT_STATUS.items() if isinstance(exc, cls)), None)
+    status = status or _SEGMENT_CODES.get(exc.code, 422)
+    return error_response(api, request, status, exc.code, exc.message, exc.field)
+
+
+@api.exception_handler(RuleError)
+def _rule_error(request: HttpRequest, exc: RuleError) -> HttpResponse:
+    # field is the place in the rule tree (rules[2].value); a problem with the whole tree
+    # names the body field.
+    return error_response(api, request, 422, exc.code, exc.message, exc.field or "rules")
 
 
 @api.exception_handler(MultiPartParserError)

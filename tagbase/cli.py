@@ -20,6 +20,7 @@ TAGBASE_COMMANDS: list[tuple[str, str]] = [
     ("audience add|remove NAME --id-type T FILE", "add or remove customers named in a file"),
     ("import FILE --id-type T --audience NAME", "import an audience file (full report)"),
     ("imports list|purge", "recent imports; delete stored files past retention"),
+    ("segment list|show|create|preview|to-audience", "work with user segments"),
     ("operation list|undo", "history of membership changes, and undo"),
     ("reconcile [--check]", "prove every audience's member count"),
     ("customers load FILE.csv", "load or update customers from a CSV file"),
