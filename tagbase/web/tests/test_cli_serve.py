@@ -202,3 +202,47 @@ def test_the_first_login_file_is_written_in_the_data_dir(child_env):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     password = path.read_text().split("password: ")[1].strip()
     assert f"log in as admin / {password}" in child.output()
+
+
+# --- production mode (gunicorn + several workers) ---------------------------------------------
+
+
+def test_web_and_workers_go_with_production():
+    with pytest.raises(CommandError, match=r"--web and --workers go with --production\."):
+        call_command("serve", "--workers", "3", "--port", str(procs.free_port()))
+
+
+def test_production_refuses_debug(settings):
+    settings.DEBUG = True
+    with pytest.raises(CommandError, match=r"--production refuses DEBUG=true"):
+        call_command("serve", "--production", "--port", str(procs.free_port()))
+
+
+@linux_only
+@pytest.mark.django_db(transaction=True)
+def test_production_runs_gunicorn_and_several_workers_and_a_signal_stops_them_all(child_env):
+    port = procs.free_port()
+    child = procs.Child(
+        "serve", "--production", "--web", "2", "--workers", "2", "--port", str(port), env=child_env
+    )
+    try:
+        assert procs.wait_for_http(f"http://127.0.0.1:{port}/healthz", 60, child) == 200
+        # Static files are collected and served by the gunicorn processes (WhiteNoise).
+        assert procs.wait_for_http(f"http://127.0.0.1:{port}/login/", 10, child) == 200
+        kids = procs.children(child.pid)
+        gunicorn = [p for p in kids if "gunicorn" in procs.cmdline(p)]
+        workers = [p for p in kids if " worker" in procs.cmdline(p)]
+        assert len(gunicorn) == 1 and len(workers) == 2, [procs.cmdline(p) for p in kids]
+        web_processes = procs.children(gunicorn[0])
+        assert len(web_processes) == 2, [procs.cmdline(p) for p in web_processes]
+        child.wait_for_output("Starting worker", 30)
+    except BaseException:
+        child.kill()
+        raise
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=40) == 0
+    for pid in gunicorn + workers + web_processes:
+        assert procs.gone(pid, timeout=10), procs.cmdline(pid)
+    output = child.output()
+    assert "Tagbase (production: 2 web processes, 2 workers) is running at" in output
+    assert "Traceback" not in output

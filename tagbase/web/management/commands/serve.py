@@ -5,6 +5,9 @@ server in this process and a background worker as a child process. Ctrl-C (SIGIN
 stops both: the server stops taking requests and the worker gets SIGTERM, finishes its current
 task and exits (killed after ``WORKER_GRACE`` seconds; its job lease lets another worker resume).
 
+``--production`` runs gunicorn with N web processes and M ``tagbase worker`` processes instead of
+the development server and one worker (no demo data; static files collected first).
+
 The worker runs in its own session so that a Ctrl-C in the terminal reaches only this process,
 which then stops the worker exactly once; on Linux the worker also gets SIGTERM if this process
 dies without cleaning up (``PR_SET_PDEATHSIG``).
@@ -12,6 +15,7 @@ dies without cleaning up (``PR_SET_PDEATHSIG``).
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import signal
@@ -25,6 +29,7 @@ from types import FrameType
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.db import connection
 
 from tagbase.accounts.management.logins import create_login, generate_password
 from tagbase.accounts.models import Role, User
@@ -51,10 +56,32 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-demo", action="store_true", help="Do not load demo data on the first start."
         )
+        parser.add_argument(
+            "--production",
+            action="store_true",
+            help="Serve with gunicorn (--web processes) and run --workers workers; no demo data.",
+        )
+        parser.add_argument(
+            "--web",
+            type=_count,
+            default=None,
+            help=f"With --production: gunicorn web processes (default: {default_web()}).",
+        )
+        parser.add_argument(
+            "--workers",
+            type=_count,
+            default=None,
+            help="With --production: `tagbase worker` processes (default: 2).",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         host, port = str(options["host"]), int(options["port"])  # type: ignore[call-overload]
+        if not options["production"] and (options["web"] or options["workers"]):
+            raise CommandError("--web and --workers go with --production.")
         _check_port_free(host, port)
+        if options["production"]:
+            self._production(host, port, options)
+            return
         call_command("migrate", verbosity=0, interactive=False)
         if not options["no_demo"] and is_first_start():
             self._load_demo()
@@ -72,6 +99,61 @@ class Command(BaseCommand):
             if worker is not None:
                 worker.stop()
 
+    def _production(self, host: str, port: int, options: dict[str, object]) -> None:
+        if settings.DEBUG:
+            raise CommandError("--production refuses DEBUG=true: set DEBUG=false.")
+        web = int(options["web"] or default_web())  # type: ignore[call-overload]
+        worker_count = 0 if options["no_worker"] else int(options["workers"] or 2)  # type: ignore[call-overload]
+        if connection.vendor == "sqlite" and web + worker_count > 2:
+            self.stdout.write(
+                "Warning: SQLite serves one writer at a time; with several processes use "
+                "PostgreSQL (DATABASE_URL)."
+            )
+        call_command("migrate", verbosity=0, interactive=False)
+        call_command("collectstatic", verbosity=0, interactive=False)
+        login = ensure_first_login()
+        problem = backend_problem() if worker_count else None
+        if problem:
+            self.stdout.write(f"No worker started: {problem}")
+            worker_count = 0
+        self.stdout.write(
+            f"Tagbase (production: {web} web processes, {worker_count} workers) is running at "
+            f"http://{host}:{port}/  — log in as {login}"
+        )
+        stop = threading.Event()
+        previous = {
+            sig: signal.signal(sig, lambda *_: stop.set())
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        # The command is ours; --host and --port are checked above (a bind succeeded).
+        web_server = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable, "-m", "gunicorn", "tagbase.wsgi:application",
+                "--bind", f"{host}:{port}", "--workers", str(web),
+                "--graceful-timeout", str(WORKER_GRACE), "--access-logfile", "-",
+            ],
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )  # fmt: skip
+        workers = [WorkerProcess(self.stderr) for _ in range(worker_count)]
+        try:
+            while web_server.poll() is None and not stop.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if web_server.poll() is None:
+                web_server.send_signal(signal.SIGTERM)  # gunicorn: graceful stop
+            for worker in workers:
+                worker.stop()
+            try:
+                code = web_server.wait(timeout=WORKER_GRACE + 5)
+            except subprocess.TimeoutExpired:
+                web_server.kill()
+                code = web_server.wait()
+        if not stop.is_set():
+            raise CommandError(f"gunicorn stopped by itself (exit code {code}).")
+
     def _load_demo(self) -> None:
         self.stdout.write("First start: loading demo data (tagbase demo)…")
         try:
@@ -87,6 +169,21 @@ class Command(BaseCommand):
             self.stdout.write(f"No worker started: {problem}")
             return None
         return WorkerProcess(self.stderr)
+
+
+def default_web() -> int:
+    """gunicorn's usual advice: two web processes per core, plus one."""
+    return 2 * (os.cpu_count() or 1) + 1
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 64, got {value}")
+    return number
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
