@@ -104,6 +104,7 @@ def oracle(meaning):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.django_db
+@pytest.mark.timeout(1800)  # 10,000 files: about 3 minutes per engine here
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
