@@ -3,15 +3,18 @@
 Each field says its group, label, value type and parameters; each (type, operator) gives both
 the query and the human sentence, so the builder, the summary and the SQL cannot drift. A field's
 ``build`` turns one validated condition into a Django ``Q`` over ``Customer`` that is never SQL
-NULL — related data is reached through ``sc_id IN (subquery)`` — so that ``~Q`` (a negated group)
-is always the exact complement. No value from a rule ever reaches SQL text: values are
-parameters of the ORM's queries.
+NULL — a test that may meet NULL is guarded by ``IS NOT NULL`` (``_known``), related data is
+reached through ``HasRows`` (``EXISTS`` or ``sc_id IN``, never NULL) — so that ``~Q`` (a negated
+group) is always the exact complement. No value from a rule ever reaches SQL text: values, and
+attribute keys, are parameters of the queries. The test oracle (``tests/oracle.py``, written from
+the doc) checks every operator of every field on both engines.
 """
 
 from __future__ import annotations
 
 import calendar
 import operator as op
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -20,25 +23,37 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db.backends.signals import connection_created
 from django.db.models import (
-    Case,
+    BigIntegerField,
     CharField,
     Count,
     DecimalField,
+    Exists,
     Expression,
     F,
     Func,
-    IntegerField,
     Max,
+    OuterRef,
     Q,
     QuerySet,
     Sum,
     Value,
-    When,
 )
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, ExtractDay, ExtractMonth, Substr
+from django.db.models.functions import Cast, ExtractDay, ExtractMonth, Round, Substr
+from django.db.models.lookups import (
+    Contains,
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+    Lookup,
+    StartsWith,
+)
 
 from tagbase.audiences.models import Membership
 from tagbase.customers.models import Card, CardStatus, CustomerStats, Event, Receipt
@@ -153,11 +168,24 @@ def _field(**kwargs: Any) -> None:
     FIELDS[f.id] = f
 
 
-# --- SQLite: Unicode lower case -------------------------------------------------------------
+# --- Lower case and custom attributes: SQL that differs between the engines -----------------
+
+
+_FINAL_SIGMA, _SIGMA = "\u03c2", "\u03c3"
+
+
+def fold(text: str) -> str:
+    """The case-insensitive form of a text (docs/segments.md#values): Unicode lower case of each
+    character on its own — the simple case mapping PostgreSQL's ``lower()`` applies, so 'İ' is
+    'i' — with the final sigma read as a sigma."""
+    # str.lower() differs from a character-by-character lower case only in 'İ' (to 'i' plus a
+    # combining dot) and in the final sigma; the C-level call keeps it fast on SQLite.
+    lowered = text.replace("\u0130", "i").lower() if "\u0130" in text else text.lower()
+    return lowered.replace(_FINAL_SIGMA, _SIGMA) if _FINAL_SIGMA in lowered else lowered
 
 
 def _lower(value: object) -> object:
-    return value.lower() if isinstance(value, str) else value
+    return fold(value) if isinstance(value, str) else value
 
 
 def _on_connect(sender: object, connection: Any, **kwargs: Any) -> None:
@@ -166,46 +194,123 @@ def _on_connect(sender: object, connection: Any, **kwargs: Any) -> None:
 
 
 def register_sqlite_functions() -> None:
-    """SQLite's lower() folds ASCII only; strings are compared with Python's Unicode lower()."""
+    """SQLite's lower() folds ASCII only; strings are compared with ``fold`` there."""
     connection_created.connect(_on_connect, dispatch_uid="tagbase_segments_lower")
 
 
 class ULower(Func):
+    """``fold`` in SQL: PostgreSQL's ``lower()`` with the final sigma replaced, a registered
+    function on SQLite."""
+
     function = "LOWER"
     output_field = CharField()
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return super().as_sql(compiler, connection, function="TAGBASE_LOWER", **extra)
 
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = super().as_sql(compiler, connection, **extra)
+        return f"REPLACE({sql}, %s, %s)", (*params, _FINAL_SIGMA, _SIGMA)
 
-class JsonKind(Func):
-    """The JSON type of ``attributes[key]``: 'string', 'number', 'true', 'false', 'null',
-    'object', 'array', or NULL when the key is missing — the same on both engines."""
 
-    output_field = CharField()
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 
-    def __init__(self, column: str, key: str) -> None:
-        super().__init__(F(column), Value(key))
+
+class JsonKey(Func):
+    """One top-level key of a JSON column, always as an object key (a key such as "123" is not
+    an array index, "a.b" is one key, not a path). The key goes to SQL only as a parameter: the
+    SQLite path ``$."key"`` (keys are validated to letters, digits, '_', '-' and '.', so they
+    need no escaping inside the quotes) or PostgreSQL's text key of ``->`` / ``->>``.
+
+    ``kind`` says what the expression gives:
+    - ``"type"``: the JSON type — 'string', 'number', 'true', 'false', 'null', 'object',
+      'array' — or NULL when the key is missing, the same on both engines;
+    - ``"string"``: the text of a JSON string, else NULL;
+    - ``"number"``: a JSON number (not a boolean) as an SQL number — PostgreSQL's exact
+      ``numeric``, SQLite's INTEGER or REAL — else NULL;
+    - ``"date"``: the first ten characters of a JSON string when they are a valid calendar
+      date ``YYYY-MM-DD`` (years 0001-9999), else NULL. No cast can fail on any value.
+    """
+
+    def __init__(self, column: str, key: str, kind: str) -> None:
+        if not _SAFE_KEY.fullmatch(key):
+            raise ValueError(f"not an attribute key: {key!r}")
+        if kind not in ("type", "string", "number", "date"):
+            raise ValueError(kind)
+        self.key, self.kind = key, kind
+        output = DecimalField() if kind == "number" else CharField()
+        super().__init__(F(column), output_field=output)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        column, key = self.source_expressions
-        col_sql, col_params = compiler.compile(column)
-        path = '$."' + str(getattr(key, "value", "")) + '"'
-        sql = (
-            f"CASE json_type({col_sql}, %s) WHEN 'text' THEN 'string' WHEN 'integer' THEN 'number'"
-            f" WHEN 'real' THEN 'number' ELSE json_type({col_sql}, %s) END"
-        )
-        return sql, (*col_params, path, *col_params, path)
+        col, col_params = compiler.compile(self.source_expressions[0])
+        path = '$."' + self.key + '"'
+        pieces = {
+            "TYPE": (f"json_type({col}, %s)", (*col_params, path)),
+            "VALUE": (f"json_extract({col}, %s)", (*col_params, path)),
+        }
+        return _expand(_SQLITE[self.kind], pieces)
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        column, key = self.source_expressions
-        col_sql, col_params = compiler.compile(column)
-        sql = (
-            f"CASE jsonb_typeof({col_sql} -> %s) WHEN 'boolean' THEN ({col_sql} ->> %s)"
-            f" ELSE jsonb_typeof({col_sql} -> %s) END"
-        )
-        key_value = str(getattr(key, "value", ""))
-        return sql, (*col_params, key_value, *col_params, key_value, *col_params, key_value)
+        col, col_params = compiler.compile(self.source_expressions[0])
+        pieces = {
+            "TYPE": (f"jsonb_typeof({col} -> %s)", (*col_params, self.key)),
+            "JSON": (f"({col} -> %s)", (*col_params, self.key)),
+            "TEXT": (f"({col} ->> %s)", (*col_params, self.key)),
+        }
+        return _expand(_POSTGRESQL[self.kind], pieces)
+
+
+def _expand(template: str, pieces: dict[str, tuple[str, tuple[Any, ...]]]) -> tuple[str, list[Any]]:
+    """SQL from a template whose @NAME@ markers stand for pieces of SQL with parameters; the
+    parameters follow the order the markers appear in."""
+    params: list[Any] = []
+
+    def put(match: re.Match[str]) -> str:
+        sql, piece_params = pieces[match.group(1)]
+        params.extend(piece_params)
+        return sql
+
+    return re.sub(r"@([A-Z]+)@", put, template), params
+
+
+_SQLITE = {
+    "type": (
+        "CASE @TYPE@ WHEN 'text' THEN 'string' WHEN 'integer' THEN 'number'"
+        " WHEN 'real' THEN 'number' ELSE @TYPE@ END"
+    ),
+    "string": "CASE WHEN @TYPE@ = 'text' THEN @VALUE@ END",
+    # CAST gives NUMERIC affinity, so a decimal parameter (sent as text) compares as a number.
+    "number": "CAST(CASE WHEN @TYPE@ IN ('integer', 'real') THEN @VALUE@ END AS NUMERIC)",
+    # A day number turned back into a date normalises an impossible day (2024-02-30 gives
+    # 2024-03-01), so a valid date is one that comes back unchanged. (date() alone keeps
+    # days up to 31 as they are.)
+    "date": (
+        "CASE WHEN @TYPE@ = 'text'"
+        " AND substr(@VALUE@, 1, 10) GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'"
+        " AND substr(@VALUE@, 1, 4) <> '0000'"
+        " AND date(julianday(substr(@VALUE@, 1, 10))) = substr(@VALUE@, 1, 10)"
+        " THEN substr(@VALUE@, 1, 10) END"
+    ),
+}
+_PG_YEAR = "CAST(substr(@TEXT@, 1, 4) AS integer)"
+_PG_LEAP = f"(mod({_PG_YEAR}, 4) = 0 AND (mod({_PG_YEAR}, 100) <> 0 OR mod({_PG_YEAR}, 400) = 0))"
+_POSTGRESQL = {
+    "type": "CASE @TYPE@ WHEN 'boolean' THEN @TEXT@ ELSE @TYPE@ END",
+    "string": "CASE WHEN @TYPE@ = 'string' THEN @TEXT@ END",
+    # Unconstrained numeric: exact, no overflow for 1e30 and no rounding of 1e-12.
+    "number": "CASE WHEN @TYPE@ = 'number' THEN CAST(@JSON@ AS numeric) END",
+    # The shape first; the casts inside run only on digits the expression has checked.
+    "date": (
+        "CASE WHEN @TYPE@ = 'string'"
+        " AND @TEXT@ ~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])'"
+        " AND substr(@TEXT@, 1, 4) <> '0000' THEN"
+        " CASE WHEN CAST(substr(@TEXT@, 9, 2) AS integer)"
+        " <= CASE CAST(substr(@TEXT@, 6, 2) AS integer)"
+        f" WHEN 2 THEN CASE WHEN {_PG_LEAP} THEN 29 ELSE 28 END"
+        " WHEN 4 THEN 30 WHEN 6 THEN 30 WHEN 9 THEN 30 WHEN 11 THEN 30 ELSE 31 END"
+        " THEN substr(@TEXT@, 1, 10) END END"
+    ),
+}
 
 
 # --- Building blocks ------------------------------------------------------------------------
@@ -222,8 +327,43 @@ _LOOKUP = {"eq": "exact", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
 NOTHING = Q(pk__in=[])
 
 
-def _in(subquery: QuerySet[Any], column: str = "customer_id") -> Q:
-    return Q(sc_id__in=subquery.values(column))
+class HasRows(Exists):
+    """Customers with at least one of ``rows`` (whose ``column`` is the customer id); never NULL.
+
+    The SQL depends on the engine and on what the query reads:
+    - PostgreSQL: ``EXISTS (… WHERE customer_id = sc_id)``, planned as a semi- or anti-join, or a
+      look-up per customer under OR. (``sc_id [NOT] IN (subquery)`` becomes a hashed subplan,
+      and once the ids outgrow ``work_mem`` a plain one: a scan of them per customer.)
+    - SQLite, a query that reads every customer (counts, metrics, the job): ``sc_id IN
+      (subquery)``, which SQLite runs once into a temporary index — 2-4 times faster there than a
+      correlated subquery run for each customer.
+    - SQLite, a page (a query with LIMIT): ``EXISTS``, so that the scan in id order stops as soon
+      as the page is full instead of first collecting every id of the subquery.
+    """
+
+    def __init__(self, rows: QuerySet[Any], column: str = "customer_id") -> None:
+        super().__init__(rows.filter(**{column: OuterRef("sc_id")}))
+        self.ids = Q(sc_id__in=rows.values(column))
+        self.ids_where: Any = None
+
+    def resolve_expression(self, query: Any = None, *args: Any, **kwargs: Any) -> Any:
+        resolved = super().resolve_expression(query, *args, **kwargs)
+        if query is not None:
+            resolved.ids_where = self.ids.resolve_expression(query, *args, **kwargs)
+        return resolved
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        if self.ids_where is None or compiler.query.is_sliced:
+            return self.as_sql(compiler, connection, **extra)
+        try:
+            return compiler.compile(self.ids_where)
+        except EmptyResultSet:
+            return compiler.compile(Value(False))
+
+
+def _in(rows: QuerySet[Any], column: str = "customer_id") -> Q:
+    """Customers with at least one of these rows (see ``HasRows``)."""
+    return Q(HasRows(rows, column))
 
 
 def _compare(path: str, operator: str, value: Any) -> Q:
@@ -236,6 +376,23 @@ def _compare(path: str, operator: str, value: Any) -> Q:
     return Q(**{f"{path}__{_LOOKUP[operator]}": value})
 
 
+_LOOKUPS: dict[str, type[Lookup]] = {
+    "eq": Exact,
+    "gt": GreaterThan,
+    "gte": GreaterThanOrEqual,
+    "lt": LessThan,
+    "lte": LessThanOrEqual,
+}
+
+
+def _compare_expr(expr: Any, operator: str, value: Any) -> Q:
+    """A comparison of an expression (the caller deals with NULL; ``ne`` is ``~eq``)."""
+    if operator == "between":
+        low, high = value
+        return Q(GreaterThanOrEqual(expr, low)) & Q(LessThanOrEqual(expr, high))
+    return Q(_LOOKUPS[operator](expr, value))
+
+
 def _holds_at_zero(operator: str, value: Any) -> bool:
     """Does the comparison hold for the value 0 (customers without any row)?"""
     if operator == "between":
@@ -243,25 +400,30 @@ def _holds_at_zero(operator: str, value: Any) -> bool:
     return _CMP[operator](Decimal(0), Decimal(str(value)))
 
 
-def _string_q(expr_path: str, cond: Cond, present: Q) -> Q:
-    """String operators on ``expr_path`` (an annotation or column holding the lowered text);
-    ``present`` says which customers have a value at all."""
+def _known(expr: Any, condition: Q) -> Q:
+    """``condition`` on ``expr``, false (never NULL) where ``expr`` is NULL."""
+    return Q(IsNull(expr, False)) & condition
+
+
+def _text_q(expr: Any, cond: Cond) -> Q:
+    """String operators on a text expression that is NULL for "no value"; never NULL."""
     operator: str = cond["operator"]
     value: Any = cond.get("value")
     if operator == "is_empty":
-        return ~present | Q(**{expr_path: ""})
+        return Q(IsNull(expr, True)) | Q(Exact(expr, ""))
     if operator == "is_not_empty":
-        return present & ~Q(**{expr_path: ""})
+        return ~_text_q(expr, dict(cond, operator="is_empty"))
     if operator == "ne":
-        return ~(present & Q(**{expr_path: value.lower()}))
+        return ~_text_q(expr, dict(cond, operator="eq"))
+    lowered = ULower(expr)
     if operator == "eq":
-        return present & Q(**{expr_path: value.lower()})
+        return _known(expr, Q(Exact(lowered, fold(value))))
     if operator == "in_list":
-        return present & Q(**{f"{expr_path}__in": sorted({v.lower() for v in value})})
+        return _known(expr, Q(In(lowered, sorted({fold(v) for v in value}))))
     if operator == "contains":
-        return present & Q(**{f"{expr_path}__contains": value.lower()})
+        return _known(expr, Q(Contains(lowered, fold(value))))
     if operator == "starts_with":
-        return present & Q(**{f"{expr_path}__startswith": value.lower()})
+        return _known(expr, Q(StartsWith(lowered, fold(value))))
     raise ValueError(operator)
 
 
@@ -339,20 +501,18 @@ def _anniversary_q(month: Expression, day: Expression, ctx: Context, days: int, 
     if found is None:
         return has
     ranges, feb29 = found
-    key = month * Value(100) + day
-    return has & _key_filter(key, ranges, feb29)
+    return has & _key_filter(month * Value(100) + day, ranges, 229 if feb29 else None)
 
 
-def _key_filter(key: Any, ranges: list[tuple[int, int]], feb29: bool) -> Q:
-    from tagbase.customers.models import Customer
-
-    matching = Customer.objects.alias(_k=key)
+def _key_filter(key: Any, ranges: list[tuple[Any, Any]], feb29: Any) -> Q:
+    """``key`` (month * 100 + day, or 'MM-DD' text) within one of the ranges, or equal to
+    ``feb29`` when given; the caller makes sure the key is not NULL."""
     q = NOTHING
     for low, high in ranges:
-        q |= Q(_k__gte=low, _k__lte=high)
+        q |= Q(GreaterThanOrEqual(key, low)) & Q(LessThanOrEqual(key, high))
     if feb29:
-        q |= Q(_k=229)
-    return Q(sc_id__in=matching.filter(q).values("sc_id"))
+        q |= Q(Exact(key, feb29))
+    return q
 
 
 def _date_column(
@@ -451,16 +611,7 @@ def _age(ctx: Context, cond: Cond) -> Q:
 
 def _customer_text(column: str) -> Builder:
     def build(ctx: Context, cond: Cond) -> Q:
-        from tagbase.customers.models import Customer
-
-        operator = cond["operator"]
-        if operator in ("is_empty", "is_not_empty"):
-            return _string_q(column, cond, Q(pk__isnull=False))
-        lowered = Customer.objects.alias(_v=ULower(column))
-        if operator == "ne":
-            inner = dict(cond, operator="eq")
-            return ~Q(sc_id__in=lowered.filter(_string_q("_v", inner, Q())).values("sc_id"))
-        return Q(sc_id__in=lowered.filter(_string_q("_v", cond, Q())).values("sc_id"))
+        return _text_q(F(column), cond)
 
     return build
 
@@ -475,84 +626,47 @@ def _flag(q_true: Q) -> Builder:
 # --- Custom attributes ----------------------------------------------------------------------
 
 
-def _attr_qs(key: str) -> QuerySet[Any]:
-    from tagbase.customers.models import Customer
-
-    return Customer.objects.alias(_kind=JsonKind("attributes", key))
-
-
-def _attr_text(key: str) -> KeyTextTransform:
-    return KeyTextTransform(key, "attributes")
+def _attr(cond: Cond, kind: str) -> JsonKey:
+    return JsonKey("attributes", cond["key"], kind)
 
 
 def _attribute_string(ctx: Context, cond: Cond) -> Q:
-    key, operator = cond["key"], cond["operator"]
-    strings = _attr_qs(key).filter(_kind="string")
-    if operator == "is_empty":
-        return ~Q(sc_id__in=strings.alias(_t=_attr_text(key)).exclude(_t="").values("sc_id"))
-    if operator == "is_not_empty":
-        return Q(sc_id__in=strings.alias(_t=_attr_text(key)).exclude(_t="").values("sc_id"))
-    lowered = strings.alias(_v=ULower(_attr_text(key)))
-    if operator == "ne":
-        inner = dict(cond, operator="eq")
-        return ~Q(sc_id__in=lowered.filter(_string_q("_v", inner, Q())).values("sc_id"))
-    return Q(sc_id__in=lowered.filter(_string_q("_v", cond, Q())).values("sc_id"))
+    return _text_q(_attr(cond, "string"), cond)
 
 
 def _attribute_number(ctx: Context, cond: Cond) -> Q:
-    key, operator, value = cond["key"], cond["operator"], cond["value"]
-    number = Case(
-        When(
-            _kind="number",
-            then=Cast(_attr_text(key), DecimalField(max_digits=40, decimal_places=10)),
-        ),
-        output_field=DecimalField(max_digits=40, decimal_places=10),
-    )
-    numbers = _attr_qs(key).filter(_kind="number").alias(_n=number)
+    operator = cond["operator"]
     if operator == "ne":
-        return ~Q(sc_id__in=numbers.filter(_n=value).values("sc_id"))
-    return Q(sc_id__in=numbers.filter(_compare("_n", operator, value)).values("sc_id"))
+        return ~_attribute_number(ctx, dict(cond, operator="eq"))
+    number = _attr(cond, "number")
+    return _known(number, _compare_expr(number, operator, cond["value"]))
 
 
 def _attribute_boolean(ctx: Context, cond: Cond) -> Q:
-    wanted = "true" if cond["value"] else "false"
-    return Q(sc_id__in=_attr_qs(cond["key"]).filter(_kind=wanted).values("sc_id"))
-
-
-_DATE_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    kind = _attr(cond, "type")
+    return _known(kind, Q(Exact(kind, "true" if cond["value"] else "false")))
 
 
 def _attribute_date(ctx: Context, cond: Cond) -> Q:
-    key, operator = cond["key"], cond["operator"]
-    dated = (
-        _attr_qs(key)
-        .filter(_kind="string")
-        .alias(_raw=_attr_text(key))
-        .filter(_raw__regex=_DATE_SHAPE)
-        .alias(_d=Substr("_raw", 1, 10))
-    )
-    if operator == "anniversary_within_days":
+    """A valid date written in the first ten characters, compared as 'YYYY-MM-DD' text."""
+    day = _attr(cond, "date")
+    if cond["operator"] == "anniversary_within_days":
         found = _anniversary_keys(ctx, cond["value"])
         if found is None:
-            return Q(sc_id__in=dated.values("sc_id"))
+            return Q(IsNull(day, False))
         ranges, feb29 = found
-        key_expr = Cast(Substr("_raw", 6, 2), IntegerField()) * Value(100) + Cast(
-            Substr("_raw", 9, 2), IntegerField()
-        )
-        keyed = dated.alias(_k=key_expr)
-        q = NOTHING
-        for low, high in ranges:
-            q |= Q(_k__gte=low, _k__lte=high)
-        if feb29:
-            q |= Q(_k=229)
-        return Q(sc_id__in=keyed.filter(q).values("sc_id"))
+        text = [
+            (f"{low // 100:02d}-{low % 100:02d}", f"{high // 100:02d}-{high % 100:02d}")
+            for low, high in ranges
+        ]
+        return _known(day, _key_filter(Substr(day, 6, 5), text, "02-29" if feb29 else None))
     first, last = _date_bounds(ctx, cond)
-    q = Q()
+    q = Q(IsNull(day, False))
     if first is not None:
-        q &= Q(_d__gte=first.isoformat())
+        q &= Q(GreaterThanOrEqual(day, first.isoformat()))
     if last is not None:
-        q &= Q(_d__lte=last.isoformat())
-    return Q(sc_id__in=dated.filter(q).values("sc_id"))
+        q &= Q(LessThanOrEqual(day, last.isoformat()))
+    return q
 
 
 # --- Receipts -------------------------------------------------------------------------------
@@ -563,10 +677,12 @@ def _stats_number(column: str, *, zero_without: bool) -> Builder:
         operator, value = cond["operator"], cond["value"]
         if operator == "ne":
             return ~build(ctx, dict(cond, operator="eq"))
-        q = _in(CustomerStats.objects.filter(_compare(column, operator, value)))
+        holds = _compare(column, operator, value)
         if zero_without and _holds_at_zero(operator, value):
-            q |= ~_in(CustomerStats.objects.all())
-        return q
+            # 0 without receipts: no metrics row, or one that holds — one anti-join, as the
+            # row is unique per customer.
+            return ~_in(CustomerStats.objects.exclude(holds))
+        return _in(CustomerStats.objects.filter(holds))
 
     return build
 
@@ -582,12 +698,7 @@ def _stats_date(column: str) -> Builder:
             if found is None:
                 return _in(keyed)
             ranges, feb29 = found
-            q = NOTHING
-            for low, high in ranges:
-                q |= Q(_k__gte=low, _k__lte=high)
-            if feb29:
-                q |= Q(_k=229)
-            return _in(keyed.filter(q))
+            return _in(keyed.filter(_key_filter(F("_k"), ranges, 229 if feb29 else None)))
         first, last = _date_bounds(ctx, cond)
         return _in(
             CustomerStats.objects.filter(_range_q(column, first, last, datetime_=True, ctx=ctx))
@@ -605,8 +716,31 @@ def _stats_days_since(column: str) -> Builder:
     return build
 
 
-def _recent(model: Any, date_column: str, agg: Callable[[], Any], extra: Callable[[Cond], Q]):  # type: ignore[no-untyped-def]
-    """A count or sum over a customer's rows dated within the last ``days`` days; 0 without."""
+def _cents(value: Any) -> Any:
+    """A money value (or [low, high]) in whole cents."""
+    if isinstance(value, list):
+        return [_cents(v) for v in value]
+    return int(Decimal(value) * 100)
+
+
+def _sum_cents() -> Sum:
+    """The exact sum of amounts in whole cents (on SQLite amounts are binary REALs, and
+    0.10 + 0.20 is not 0.30 there; see customers.bulk)."""
+    return Sum(Cast(Round(F("amount") * Value(100)), BigIntegerField()))
+
+
+def _recent(  # type: ignore[no-untyped-def]
+    model: Any,
+    date_column: str,
+    agg: Callable[[], Any],
+    extra: Callable[[Cond], Q],
+    *,
+    cents: bool = False,
+    count: bool = False,
+):
+    """A count or sum over a customer's rows dated within the last ``days`` days; 0 without.
+    With ``cents``, the aggregate is in cents and so is the compared value. A ``count`` of at
+    least one (or of none) needs no grouping: it is "has such a row" (or its complement)."""
 
     def build(ctx: Context, cond: Cond) -> Q:
         operator, value = cond["operator"], cond["value"]
@@ -614,12 +748,16 @@ def _recent(model: Any, date_column: str, agg: Callable[[], Any], extra: Callabl
             return ~build(ctx, dict(cond, operator="eq"))
         start = ctx.day_start(_shift(ctx.today, -cond["days"]))
         rows = model.objects.filter(extra(cond), **{f"{date_column}__gte": start})
+        if count and (operator, value) in (("gte", 1), ("gt", 0)):
+            return _in(rows)
+        if count and (operator, value) in (("eq", 0), ("lte", 0), ("lt", 1)):
+            return ~_in(rows)
         grouped = (
             rows.values("customer_id")
             .annotate(_agg=agg())
-            .filter(_compare("_agg", operator, value))
+            .filter(_compare("_agg", operator, _cents(value) if cents else value))
         )
-        q = Q(sc_id__in=grouped.values("customer_id"))
+        q = _in(grouped)
         if _holds_at_zero(operator, value):
             q |= ~_in(rows)
         return q
@@ -636,7 +774,7 @@ def _event_days_since(ctx: Context, cond: Cond) -> Q:
         .annotate(_last=Max("occurred_at"))
     )
     inner = _days_since_q(ctx, cond, "_last", datetime_=True)
-    return Q(sc_id__in=last.filter(inner).values("customer_id"))
+    return _in(last.filter(inner))
 
 
 # --- Cards, audiences, segments ---------------------------------------------------------------
@@ -856,7 +994,7 @@ _field(
     params=("days",),
     whole=True,
     minimum=0,
-    build=_recent(Receipt, "date", lambda: Count("id"), lambda c: Q()),
+    build=_recent(Receipt, "date", lambda: Count("id"), lambda c: Q(), count=True),
 )
 _field(
     id="receipts.amount_recent",
@@ -864,7 +1002,7 @@ _field(
     label="Amount spent in the last N days",
     type="money",
     params=("days",),
-    build=_recent(Receipt, "date", lambda: Sum("amount"), lambda c: Q()),
+    build=_recent(Receipt, "date", _sum_cents, lambda c: Q(), cents=True),
 )
 
 _field(
@@ -896,7 +1034,9 @@ _field(
     params=("event", "days"),
     whole=True,
     minimum=0,
-    build=_recent(Event, "occurred_at", lambda: Count("id"), lambda c: Q(name=c["event"])),
+    build=_recent(
+        Event, "occurred_at", lambda: Count("id"), lambda c: Q(name=c["event"]), count=True
+    ),
 )
 _field(
     id="events.days_since_last",

@@ -2,8 +2,10 @@
 
 Takes trees already cleaned by ``rules.validate``. Every condition becomes a ``Q`` that is never
 SQL NULL (see ``catalogue``), groups combine with AND/OR, and ``negate`` is ``~`` — an exact
-complement. A condition on a saved segment inlines that segment's own rule (cycles are refused
-when segments are saved; a cycle met here anyway matches no one).
+complement; an empty group is an explicit "everyone" (a negated one "no one"). Within a group,
+tests on the customer's own row come before look-ups in related rows. A condition on a saved
+segment inlines that segment's own rule (cycles are refused when segments are saved; a cycle
+met here anyway matches no one).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from tagbase.segments.models import Segment
 from tagbase.segments.rules import validate
 
 _CENT = Decimal("0.01")
+EVERYONE = Q(sc_id__isnull=False)
+NOBODY = Q(pk__in=[])
 _MONEY = DecimalField(max_digits=20, decimal_places=2)
 
 
@@ -32,31 +36,41 @@ def _context(now: datetime | None, seen: frozenset[int] = frozenset()) -> Contex
 
     def resolve(segment_id: int) -> Q:
         if segment_id in seen:
-            return Q(pk__in=[])
+            return NOBODY
         rules = Segment.objects.filter(pk=segment_id).values_list("rules", flat=True).first()
         if rules is None:
-            return Q(pk__in=[])
+            return NOBODY
         return _tree_q(validate(rules), _context(moment, seen | {segment_id}))
 
     return Context(now=moment, resolve_segment=resolve)
 
 
+def _cost(node: dict[str, Any]) -> int:
+    """0: a test on the customer's own row; 1: a look-up in related rows; 2: a group or saved
+    segment (any number of look-ups)."""
+    if "field" not in node or node["field"] == "segment":
+        return 2
+    return 0 if FIELDS[node["field"]].group == "Customer" else 1
+
+
 def _tree_q(tree: dict[str, Any], ctx: Context) -> Q:
+    # Cheap tests first: SQLite evaluates AND / OR left to right and stops early, so a look-up
+    # in related rows runs only for the customers their own columns let through (PostgreSQL
+    # orders the tests by its cost estimates anyway).
     parts = []
-    for node in tree["rules"]:
+    for node in sorted(tree["rules"], key=_cost):
         if "field" in node:
             parts.append(FIELDS[node["field"]].build(ctx, node))
         else:
             parts.append(_tree_q(node, ctx))
     if not parts:
-        q = Q()  # an empty group: everyone
-    else:
-        q = parts[0]
-        for part in parts[1:]:
-            q = (q & part) if tree["op"] == "and" else (q | part)
-    if tree.get("negate"):
-        return ~q if parts else Q(pk__in=[])
-    return q
+        # An empty group matches everyone, at any depth: an explicit always-true condition,
+        # since Django drops an empty Q() from & and | (and ~Q() stays empty).
+        return NOBODY if tree.get("negate") else EVERYONE
+    q = parts[0]
+    for part in parts[1:]:
+        q = (q & part) if tree["op"] == "and" else (q | part)
+    return ~q if tree.get("negate") else q
 
 
 def condition_q(tree: dict[str, Any], *, now: datetime | None = None) -> Q:

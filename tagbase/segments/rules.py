@@ -123,7 +123,7 @@ def _condition(node: Any, path: str) -> dict[str, Any]:
 
 def _param(f: Field, param: str, value: Any, path: str) -> Any:
     if param == "key":
-        if not isinstance(value, str) or not _KEY.match(value):
+        if not isinstance(value, str) or not _KEY.fullmatch(value):
             raise RuleError(
                 "must be an attribute key: 1-100 letters, digits, '_', '-' or '.'", path
             )

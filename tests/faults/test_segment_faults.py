@@ -56,7 +56,7 @@ def test_killed_workers_never_lose_or_double_a_segment_job():
                 time.sleep(rnd.uniform(0.3, 1.0))  # often before the worker has started
             else:  # inside the job: it is claimed ("running") and its transaction is under way
                 wait_for(
-                    lambda: SegmentJob.objects.get(pk=job.pk).status != JobStatus.QUEUED,  # noqa: B023
+                    lambda: SegmentJob.objects.get(pk=job.pk).status != JobStatus.QUEUED,
                     timeout=20,
                     step=0.002,
                 )
@@ -65,7 +65,7 @@ def test_killed_workers_never_lose_or_double_a_segment_job():
             seen_at_kill.append(SegmentJob.objects.get(pk=job.pk).status)
         worker = start_worker(Path(settings.TAGBASE_IMPORT_DIR).parent)
         finished = wait_for(
-            lambda: SegmentJob.objects.get(pk=job.pk).is_finished,  # noqa: B023
+            lambda: SegmentJob.objects.get(pk=job.pk).is_finished,
             timeout=120,
         )
         log = stop(worker)

@@ -166,6 +166,15 @@ def test_every_field_and_operator_compiles_runs_and_reads_as_a_sentence(field, o
             "rules[0].key",
             "attribute key",
         ),
+        (  # "$" alone would let a final newline through
+            {
+                "rules": [
+                    {"field": "attribute.string", "operator": "eq", "value": "a", "key": "abc\n"}
+                ]
+            },
+            "rules[0].key",
+            "attribute key",
+        ),
         (
             {"rules": [{"field": "audiences", "operator": "in_any", "value": []}]},
             "rules[0].value",
