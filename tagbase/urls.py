@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("customers/", include("tagbase.customers.urls")),
     path("audiences/", include("tagbase.audiences.urls")),
+    path("segments/", include("tagbase.segments.urls")),
     path("imports/", include("tagbase.imports.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),

@@ -68,7 +68,10 @@
     if (!target) return;
     var opener = target.closest("[hx-target='#modal']");
     if (opener) lastOpener = opener;
-    if (target.closest("[data-close-modal]")) {
+    // In the dialog a Cancel / Close link just closes it; on a full page (the same template
+    // without JavaScript's dialog) the link goes where it points.
+    var closer = target.closest("[data-close-modal]");
+    if (closer && modal() && modal().contains(closer)) {
       event.preventDefault();
       closeModal();
     }
