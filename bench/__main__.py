@@ -1,4 +1,4 @@
-"""``python -m bench import|quick|full|memory`` — see bench/README.md.
+"""``python -m bench import|segment|quick|full|memory`` — see bench/README.md.
 
 Exit status: 0 when the benchmark ran (whatever the bars say: a benchmark reports, it does not
 judge), 1 when it could not give a trustworthy figure (a wrong import result, a failed child,
@@ -19,10 +19,13 @@ from bench import memory, report
 from bench.databases import DEFAULT_POSTGRES_URL, BenchError
 from bench.datagen import generate_in_child
 from bench.import_bench import bench_database
+from bench.segment_bench import bench_segment, segment_table
 
 QUICK = {"lines": 200_000, "customers": 200_000, "runs": 3}
 FULL = {"lines": 1_000_000, "customers": 1_000_000, "runs": 3}
 MEMORY_LARGE = 10_000_000
+SEGMENT_QUICK = {"customers": 200_000, "runs": 3, "repeats": 3}
+SEGMENT_FULL = {"customers": 1_000_000, "runs": 3, "repeats": 3}
 
 
 class Session:
@@ -71,6 +74,19 @@ def run_import(
     return done
 
 
+def run_segment(
+    session: Session, engines: list[str], customers: int, runs: int, repeats: int
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="tagbase-bench-segment-") as tmp:
+        for engine in engines:
+            root = Path(tmp) / engine
+            root.mkdir()
+            result = bench_segment(
+                engine, root, customers, runs, repeats, session.args.postgres_url, session.log
+            )
+            session.keep(result, f"segment-{engine}", segment_table)
+
+
 def run_memory(session: Session, small: dict[str, Any], large_lines: int) -> None:
     large = run_import(session, ["sqlite"], large_lines, large_lines, 1)["sqlite"]
     result = memory.compare(small, large)
@@ -87,12 +103,19 @@ def cmd_import(session: Session) -> None:
     run_import(session, _engines(a.db), a.lines, a.customers, a.runs)
 
 
+def cmd_segment(session: Session) -> None:
+    a = session.args
+    run_segment(session, _engines(a.db), a.customers, a.runs, a.repeats)
+
+
 def cmd_quick(session: Session) -> None:
     run_import(session, _engines(session.args.db), **QUICK)
+    run_segment(session, _engines(session.args.db), **SEGMENT_QUICK)
 
 
 def cmd_full(session: Session) -> None:
     done = run_import(session, _engines(session.args.db), **FULL)
+    run_segment(session, _engines(session.args.db), **SEGMENT_FULL)
     if "sqlite" in done:
         run_memory(session, done["sqlite"], MEMORY_LARGE)
 
@@ -116,7 +139,17 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--lines", type=int, default=FULL["lines"])
     imp.add_argument("--customers", type=int, default=FULL["customers"])
     imp.add_argument("--runs", type=int, default=FULL["runs"])
-    for name, text in (("quick", "import, 200k lines, 3 runs"), ("full", "1M x3 + 10M memory")):
+    seg = sub.add_parser("segment", parents=[common], help="segments: preview, add, remove")
+    seg.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    seg.add_argument("--customers", type=int, default=SEGMENT_FULL["customers"])
+    seg.add_argument("--runs", type=int, default=SEGMENT_FULL["runs"])
+    seg.add_argument(
+        "--repeats", type=int, default=SEGMENT_FULL["repeats"], help="preview calls per run"
+    )
+    for name, text in (
+        ("quick", "import 200k lines + segments 200k customers, 3 runs"),
+        ("full", "1M x3 + segments 1M + 10M memory"),
+    ):
         one = sub.add_parser(name, parents=[common], help=text)
         one.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     mem = sub.add_parser("memory", parents=[common], help="SQLite peak RSS: 1M vs 10M lines")
@@ -125,7 +158,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"import": cmd_import, "quick": cmd_quick, "full": cmd_full, "memory": cmd_memory}
+COMMANDS = {
+    "import": cmd_import,
+    "segment": cmd_segment,
+    "quick": cmd_quick,
+    "full": cmd_full,
+    "memory": cmd_memory,
+}
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -137,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "runs", 1) < 1:
         parser().error("--runs must be at least 1")
+    if getattr(args, "repeats", 1) < 1:
+        parser().error("--repeats must be at least 1")
     signal.signal(signal.SIGTERM, _terminate)
     session = Session(args)
     try:

@@ -158,3 +158,147 @@ def customers_sql(engine: str) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+# --- The segment benchmark's data (bench/segment_bench.py) ---------------------------------------
+#
+# Customers with what segment rules look at — gender, birth date, city, registration date — and
+# their receipts and events, generated set-based in one statement each from deterministic hashes
+# of the customer's id, identical on both engines. Dates are relative to an anchor (the moment
+# the template is prepared), so rules relative to today ("days since the last receipt < 90")
+# keep their selectivity whatever day the benchmark runs. Receipt metrics (``CustomerStats``) are
+# not generated here: Tagbase computes them (``tagbase receipts refresh-stats``).
+
+HASH_PRIME = 2_147_483_647  # 2^31 - 1: every intermediate product stays below 2^63
+# (share in %, city); the rest (13 %) has no city. The benchmark's typical rule uses Kazan (6 %).
+CITIES = (
+    (15, "Moscow"),
+    (10, "Saint Petersburg"),
+    (7, "Novosibirsk"),
+    (6, "Yekaterinburg"),
+    (6, "Kazan"),
+    (5, "Nizhny Novgorod"),
+    (5, "Chelyabinsk"),
+    (5, "Samara"),
+    (4, "Omsk"),
+    (4, "Rostov-on-Don"),
+    (4, "Ufa"),
+    (4, "Krasnoyarsk"),
+    (4, "Voronezh"),
+    (4, "Perm"),
+    (4, "Volgograd"),
+)
+RECEIPT_SHARE = 7  # in 10 customers have receipts: 1 to 5 each, over the last 720 days
+MAX_RECEIPTS = 5
+MAX_EVENTS = 4  # 0 to 4 events per customer, over the last 90 days
+EVENT_NAMES = ((5, "app_login"), (2, "visit"), (2, "push_open"), (1, "coupon_used"))  # in 10
+
+
+def _h(x: str, salt: int) -> str:
+    """A pseudo-random integer in [0, 2^31 - 1) of the integer SQL expression ``x`` (< 10^9):
+    a quadratic residue mix with multipliers drawn from ``salt``, so that two hashes of the same
+    id are not correlated the way linear ones are. Integer arithmetic only, every intermediate
+    below 2^63: the same value on SQLite and PostgreSQL."""
+    rng = random.Random(salt)
+    a, b = rng.randrange(10**8, HASH_PRIME), rng.randrange(10**8, HASH_PRIME)
+    return f"((((({x}) * ({x})) % {HASH_PRIME}) * {a} + ({x}) * {b} + {salt}) % {HASH_PRIME})"
+
+
+def _pick(hashed: str, modulo: int, table: tuple[tuple[int, str], ...], default: str) -> str:
+    """CASE choosing a text from ``table`` (weights out of ``modulo``) by ``hashed % modulo``."""
+    parts, upper = [], 0
+    for weight, text in table:
+        upper += weight
+        parts.append(f"WHEN {hashed} % {modulo} < {upper} THEN '{text}'")
+    return f"CASE {' '.join(parts)} ELSE '{default}' END"
+
+
+def _ago(engine: str, days: str, seconds: str) -> str:
+    """The anchor (parameter ``anchor``) minus ``days`` days and ``seconds`` seconds."""
+    if engine == "sqlite":
+        return f"datetime(:anchor, '-' || ({days}) || ' days', '-' || ({seconds}) || ' seconds')"
+    return (
+        f"(%(anchor)s::timestamptz - ({days}) * interval '1 day' "
+        f"- ({seconds}) * interval '1 second')"
+    )
+
+
+def _for(engine: str, sql: str) -> str:
+    """psycopg takes ``%`` for a placeholder: the modulo operator is written ``%%`` there."""
+    return sql if engine == "sqlite" else sql.replace(" % ", " %% ")
+
+
+def _series(engine: str, name: str, upper: str) -> str:
+    """A CTE ``name(n)`` of the integers 1..upper."""
+    if engine == "sqlite":
+        return f"{name}(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM {name} WHERE n < {upper})"
+    return f"{name}(n) AS (SELECT generate_series(1, {upper}::bigint))"
+
+
+def segment_customers_sql(engine: str) -> str:
+    """Customers 1..N (parameter ``customers``) with a gender, a birth date (none for 10 %)
+    between 1950 and 2005, a city and a registration in the 5 years before the anchor."""
+    n = "s.n"
+    if engine == "sqlite":
+        birth = f"date('1950-01-01', '+' || ({_h(n, 69621)} % 20454) || ' days')"
+        param, recursive, stamp = ":customers", "RECURSIVE ", ":anchor"
+    else:
+        birth = f"(date '1950-01-01' + ({_h(n, 69621)} % 20454)::int)"
+        param, recursive, stamp = "%(customers)s", "", "%(anchor)s::timestamptz"
+    gender = _pick(_h(n, 48271), 3, ((1, "m"), (1, "f")), "")
+    city = _pick(_h(n, 39373), 100, CITIES, "")
+    registered = _ago(engine, f"{_h(n, 40692)} % 1826", f"{_h(n, 40014)} % 86400")
+    columns = (
+        "sc_id, external_id, last_name, first_name, middle_name, gender, birth_date, country, "
+        "city, registered_at, phone_raw, email_raw, attributes, created_at, updated_at"
+    )
+    json_empty = "'{}'" if engine == "sqlite" else "'{}'::jsonb"
+    return _for(
+        engine,
+        (
+            f"WITH {recursive}{_series(engine, 's', param)} "
+            f"INSERT INTO customers_customer ({columns}) "
+            f"SELECT {n}, 'P' || {n}, '', '', '', {gender}, "
+            f"CASE WHEN {_h(n, 16807)} % 10 = 0 THEN NULL ELSE {birth} END, 'Russia', {city}, "
+            f"{registered}, '', '', {json_empty}, {stamp}, {stamp} FROM s"
+        ),
+    )
+
+
+def receipts_sql(engine: str) -> str:
+    """Receipts of 70 % of the customers: 1-5 each, dated in the 720 days before the anchor,
+    amounts 1.00-9,000.99, 1-9 items. Inserted in (customer, number) order."""
+    c, x = "c.sc_id", f"(c.sc_id * {MAX_RECEIPTS + 1} + k.n)"
+    recursive = "RECURSIVE " if engine == "sqlite" else ""
+    amount = f"(100 + {_h(x, 83)} % 900000)"
+    amount = f"{amount} / 100.0" if engine == "sqlite" else f"{amount}::numeric / 100"
+    when = _ago(engine, f"{_h(x, 211)} % 720", f"{_h(x, 223)} % 86400")
+    return _for(
+        engine,
+        (
+            f"WITH {recursive}{_series(engine, 'k', str(MAX_RECEIPTS))} "
+            "INSERT INTO customers_receipt (customer_id, number, date, amount, items, store) "
+            f"SELECT {c}, 'R' || {c} || '-' || k.n, {when}, {amount}, 1 + {_h(x, 227)} % 9, '' "
+            "FROM customers_customer c CROSS JOIN k "
+            f"WHERE {_h(c, 97)} % 10 < {RECEIPT_SHARE} "
+            f"AND k.n <= 1 + {_h(c, 101)} % {MAX_RECEIPTS} ORDER BY {c}, k.n"
+        ),
+    )
+
+
+def events_sql(engine: str) -> str:
+    """0-4 events per customer, half of them ``app_login``, in the 90 days before the anchor."""
+    c, x = "c.sc_id", f"(c.sc_id * {MAX_EVENTS + 1} + k.n)"
+    recursive = "RECURSIVE " if engine == "sqlite" else ""
+    payload = "'{}'" if engine == "sqlite" else "'{}'::jsonb"
+    when = _ago(engine, f"{_h(x, 229)} % 90", f"{_h(x, 233)} % 86400")
+    return _for(
+        engine,
+        (
+            f"WITH {recursive}{_series(engine, 'k', str(MAX_EVENTS))} "
+            "INSERT INTO customers_event (customer_id, name, occurred_at, payload) "
+            f"SELECT {c}, {_pick(_h(x, 239), 10, EVENT_NAMES, 'visit')}, {when}, {payload} "
+            "FROM customers_customer c CROSS JOIN k "
+            f"WHERE k.n <= {_h(c, 103)} % {MAX_EVENTS + 1} ORDER BY {c}, k.n"
+        ),
+    )

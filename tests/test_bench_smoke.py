@@ -13,6 +13,8 @@ from bench.baseline_import import SQLITE_PRAGMAS
 from bench.datagen import INVALID_VALUES, write_import_file
 from bench.import_bench import check_tagbase_report, expected_report
 from bench.measure import run_measured
+from bench.segment_bench import SCENARIOS, check
+from bench.segment_child import PREVIEW_RULES, five_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,3 +104,94 @@ def test_a_small_child_started_by_a_big_harness_is_measured_small():
     del ballast
     assert measured.returncode == 0
     assert 0 < measured.max_rss_kb < 100 << 10, measured
+
+
+def test_the_segment_benchmark_runs_on_sqlite_and_reports_tagbase_and_the_baseline(tmp_path):
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench", "segment", "--db", "sqlite", "--customers", "500"),
+            *("--runs", "1", "--repeats", "1", "--json", "--out", str(tmp_path)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = json.loads(done.stdout)
+    [result] = output["results"]
+    assert result["db"] == "sqlite"
+    assert result["data"]["rows"]["customers_customer"] == 500
+    assert [(r["kind"], r["scenario"]) for r in result["runs"]] == [
+        (kind, scenario) for kind in ("baseline", "tagbase") for scenario in SCENARIOS
+    ]
+    summary = result["summary"]
+    for kind in ("baseline", "tagbase"):
+        for rule in PREVIEW_RULES:
+            assert summary["preview"][kind]["rules"][rule]["s"]["median"] > 0
+        for scenario in ("add", "remove"):
+            assert summary[scenario][kind]["memberships"] == 500
+            assert summary[scenario][kind]["max_rss_mb_median"] > 0
+    tagbase_add = result["runs"][4]["result"]
+    assert tagbase_add["status"] == "succeeded" and tagbase_add["changed"] == 500
+    assert summary["add"]["ratio"] > 0 and summary["remove"]["ratio"] > 0
+    assert len(result["bars"]) == 4
+    [saved] = output["files"]
+    assert json.loads(Path(saved).read_text())["summary"] == summary
+
+
+class _Known:
+    """A checker whose database is known: the figures a correct run must give."""
+
+    def __init__(self, members: int, previews: dict, in_audience: int) -> None:
+        self.figures = {"members": members, "previews": previews}
+        self.db = self
+        self.run = None
+        self.in_audience = in_audience
+
+    def want(self, today):
+        return self.figures
+
+    def count_members(self, run, audience):
+        return self.in_audience
+
+
+def test_a_segment_result_that_differs_from_the_plain_sql_one_is_refused():
+    figures = {
+        "customers": 3,
+        "receipts": 4,
+        "total_value": "10.00",
+        "all_customers": 8,
+        "base_total": "40.00",
+        "sample": [2, 5, 7],
+    }
+    previews = {rule: dict(figures) for rule in PREVIEW_RULES}
+    shown = five_metrics(figures)
+    assert shown["percent_customers"] == "37.50" and shown["percent_revenue"] == "25.00"
+    assert shown["average_receipt"] == "2.50"
+    right = {"today": "2026-01-01", "rules": {r: {"result": dict(shown)} for r in PREVIEW_RULES}}
+    assert check("tagbase", "preview", right, _Known(8, previews, 0), "a") == []
+    wrong = json.loads(json.dumps(right))
+    wrong["rules"]["events"]["result"]["sample"] = [2, 5, 8]
+    assert check("tagbase", "preview", wrong, _Known(8, previews, 0), "a") == [
+        "events: sample = [2, 5, 8], expected [2, 5, 7]"
+    ]
+    job = {
+        "today": "2026-01-01",
+        "status": "succeeded",
+        "error": "",
+        "expected": 8,
+        "changed": 8,
+        "member_count": 8,
+        "rows": 8,
+    }
+    assert check("tagbase", "add", job, _Known(8, previews, 8), "a") == []
+    assert check("tagbase", "add", job, _Known(8, previews, 7), "a") == [
+        "the audience holds 7 members, expected 8"
+    ]
+    half = {**job, "changed": 4, "status": "failed", "error": "boom"}
+    assert check("tagbase", "add", half, _Known(8, previews, 8), "a") == [
+        "add changed 4 memberships, expected 8",
+        "job failed: boom",
+    ]
+    assert check("baseline", "remove", {**job, "changed": 8}, _Known(8, previews, 0), "a") == []
