@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "tagbase.customers",
     "tagbase.audiences",
     "tagbase.segments",
+    "tagbase.campaigns",
     "tagbase.imports",
     "tagbase.web",
 ]
@@ -227,3 +228,19 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 TAGBASE_SEGMENT_METRICS_SECONDS = env_int("TAGBASE_SEGMENT_METRICS_SECONDS", 21_600, minimum=60)
+
+# Campaigns (see docs/campaigns.md)
+# Customers one campaign step handles in one transaction (more wait for the next step).
+TAGBASE_CAMPAIGN_STEP_SIZE = env_int("TAGBASE_CAMPAIGN_STEP_SIZE", 50_000, minimum=1)
+# The class that sends campaign SMS and push messages; the default only records them.
+TAGBASE_CAMPAIGN_GATEWAY = env_str(
+    "TAGBASE_CAMPAIGN_GATEWAY", "tagbase.campaigns.outbox.OutboxGateway"
+)
+# E-mail (campaign messages and manager notifications) through Django's mail backend.
+EMAIL_BACKEND = env_str("TAGBASE_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tagbase@localhost")

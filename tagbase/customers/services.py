@@ -33,6 +33,14 @@ from tagbase.customers.rows import (
     parse_event_row,
     parse_receipt_row,
 )
+from tagbase.customers.signals import (
+    EventFact,
+    ReceiptFact,
+    customers_registered,
+    events_recorded,
+    receipts_loaded,
+    send_on_commit,
+)
 from tagbase.lib.identifiers import IdType
 from tagbase.lib.sqlbits import chunked
 
@@ -249,6 +257,9 @@ def _write_customers(rows: list[CustomerRow], report: LoadReport) -> None:
     updated = sum(1 for r, _ in saved if r.external_id in existing)
     report.updated += updated
     report.created += len(saved) - updated
+    created = [pk for r, pk in saved if r.external_id not in existing]
+    if created:
+        send_on_commit(customers_registered, customer_ids=created)
 
 
 def _existing_customers(
@@ -384,6 +395,13 @@ def _write_receipts(rows: list[tuple[RefRow, int]], report: LoadReport) -> None:
     updated = sum(1 for row, cid in rows if (cid, row.values["number"]) in existing)
     report.updated += updated
     report.created += len(rows) - updated
+    new = [
+        ReceiptFact(cid, row.values["number"], row.values.get("amount"), row.values.get("date"))
+        for row, cid in rows
+        if (cid, row.values["number"]) not in existing
+    ]
+    if new:
+        send_on_commit(receipts_loaded, receipts=new)
 
 
 def _event_batch(batch: list[tuple[int, Any]], report: LoadReport) -> None:
@@ -391,10 +409,13 @@ def _event_batch(batch: list[tuple[int, Any]], report: LoadReport) -> None:
     with transaction.atomic():
         resolved = _resolve_refs(parsed, report)
         now = timezone.now()
-        Event.objects.bulk_create(
+        events = Event.objects.bulk_create(
             [
                 Event(customer_id=customer_id, **{"occurred_at": now, **row.values})
                 for row, customer_id in resolved
             ]
         )
+        if events:
+            facts = [EventFact(e.customer_id, e.name, e.payload, e.occurred_at) for e in events]
+            send_on_commit(events_recorded, events=facts)
     report.created += len(resolved)

@@ -37,6 +37,17 @@ def refresh_segment_metrics_once() -> list[int]:
         connections.close_all()
 
 
+def campaign_tick_once() -> None:
+    from tagbase.campaigns.tasks import tick
+
+    try:
+        tick()
+    except Exception:  # a campaign bug must not stop the sweeper from re-enqueuing jobs
+        log.exception("sweeper: campaign tick failed")
+    finally:
+        connections.close_all()
+
+
 def purge_once() -> int:
     from tagbase.imports.services import purge_expired_files
 
@@ -47,7 +58,8 @@ def purge_once() -> int:
 
 
 def start_sweeper(stop: threading.Event) -> threading.Thread:
-    """Every TAGBASE_SWEEP_SECONDS: re-enqueue abandoned jobs (imports and segment jobs);
+    """Every TAGBASE_SWEEP_SECONDS: re-enqueue abandoned jobs (imports and segment jobs) and
+    run the campaign tick (scheduled triggers, due waits, the outbox);
     every 5 minutes: enqueue a metrics refresh for saved segments whose metrics are older than
     TAGBASE_SEGMENT_METRICS_SECONDS; about hourly: delete stored import files past
     TAGBASE_IMPORT_RETENTION_DAYS."""
@@ -57,6 +69,7 @@ def start_sweeper(stop: threading.Event) -> threading.Thread:
         while not stop.wait(settings.TAGBASE_SWEEP_SECONDS):
             try:
                 found = sweep_once()
+                campaign_tick_once()
                 if time.monotonic() >= next_metrics:
                     refresh_segment_metrics_once()
                     next_metrics = time.monotonic() + 300

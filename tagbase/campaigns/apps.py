@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class CampaignsConfig(AppConfig):
+    name = "tagbase.campaigns"
+    label = "campaigns"
+    verbose_name = "Campaigns"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Customers (a lower layer) announce registrations, receipts and events with signals;
+        # campaigns listen here so that customers never imports campaigns.
+        from tagbase.campaigns import receivers
+
+        receivers.connect()

@@ -1,0 +1,28 @@
+"""*Date has come*: once, at ``at``, every customer enters. A moment that passed before the
+campaign was activated does not fire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from tagbase.campaigns.nodes import Param, as_datetime
+from tagbase.campaigns.triggers import Trigger
+from tagbase.customers.models import Customer
+
+
+class DateHasCome(Trigger):
+    kind = "date"
+    label = "Date has come"
+    params = (Param("at", "datetime", label="Date and time"),)
+
+    @classmethod
+    def due(
+        cls, campaign: Any, params: dict[str, Any], *, since: datetime, now: datetime
+    ) -> QuerySet[Any] | None:
+        at = as_datetime(params["at"])
+        if since < at <= now:
+            return Customer.objects.order_by().values_list("sc_id", flat=True)
+        return None

@@ -1,0 +1,32 @@
+"""*Days since registration*: a customer enters when ``days`` days have passed since they
+registered — checked by every tick, for those who reached the mark since the previous one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+
+from tagbase.campaigns.nodes import Param
+from tagbase.campaigns.triggers import Trigger
+from tagbase.customers.models import Customer
+
+
+class DaysSinceRegistration(Trigger):
+    kind = "days_since_registration"
+    label = "Days since registration"
+    params = (Param("days", "int", min=0, max=36_500, label="Days"),)
+
+    @classmethod
+    def due(
+        cls, campaign: Any, params: dict[str, Any], *, since: datetime, now: datetime
+    ) -> QuerySet[Any] | None:
+        offset = timedelta(days=params["days"])
+        return (
+            Customer.objects.filter(
+                registered_at__gt=since - offset, registered_at__lte=now - offset
+            )
+            .order_by()
+            .values_list("sc_id", flat=True)
+        )
