@@ -83,7 +83,21 @@ def delete_memberships_set_by(
         return _move_to_ledger(cur, where, [audience_id, set_by_operation], now, operation_id)
 
 
-def _move_to_ledger(cur, where: str, params: list, now: datetime, operation_id: int) -> int:  # type: ignore[no-untyped-def, type-arg]
+def _move_to_ledger(  # type: ignore[no-untyped-def]
+    cur,
+    where: str,
+    params: list,  # type: ignore[type-arg]
+    now: datetime,
+    operation_id: int,
+    *,
+    once_for: int | None = None,
+) -> int:
+    """Copy the memberships ``where`` chooses to the ledger, then delete them.
+
+    ``once_for=audience_id`` promises this is the operation's only removal from that audience:
+    SQLite then deletes the rows the ledger just received (found through its index on the
+    operation) instead of evaluating ``where`` — a whole segment rule — a second time.
+    """
     columns = "(audience_id, customer_id, set_at, set_by_id, removed_at, removed_by_id)"
     if is_postgres(connection):
         cur.execute(
@@ -101,11 +115,19 @@ def _move_to_ledger(cur, where: str, params: list, now: datetime, operation_id: 
         [_dt(now), operation_id, *params],
     )
     moved = cur.rowcount
-    cur.execute(
-        f"DELETE FROM {M} WHERE (audience_id, customer_id) IN "
-        f"(SELECT m.audience_id, m.customer_id FROM {M} m WHERE {where})",
-        params,
-    )
+    if once_for is not None:
+        cur.execute(
+            f"DELETE FROM {M} WHERE audience_id = %s AND customer_id IN "
+            f"(SELECT r.customer_id FROM {R} r WHERE r.removed_by_id = %s "
+            "AND r.audience_id = %s)",
+            [once_for, operation_id, once_for],
+        )
+    else:
+        cur.execute(
+            f"DELETE FROM {M} WHERE (audience_id, customer_id) IN "
+            f"(SELECT m.audience_id, m.customer_id FROM {M} m WHERE {where})",
+            params,
+        )
     assert cur.rowcount == moved, "ledger and delete disagree inside one transaction"
     return moved
 
@@ -135,20 +157,26 @@ def change_selection(
     operation_id: int,
     *,
     distinct: bool = False,
+    customers_only: bool = False,
 ) -> tuple[int, int, int]:
     """Add or remove the customers a SELECT (one column ``customer_id``) chooses. Two
     statements: one count of the distinct ids and of those that are customers, then the change
-    itself, applied in customer-id order so index pages are filled in sequence.
-    Returns (distinct requested, known customers, changed)."""
+    itself, applied in customer-id order so index pages are filled in sequence. With
+    ``customers_only`` the caller guarantees every id is a customer and the count skips the
+    join. Returns (distinct requested, known customers, changed)."""
     unique = "" if distinct else "DISTINCT "
     picked = f"SELECT {unique}s.customer_id FROM ({select_sql}) s WHERE s.customer_id IS NOT NULL"
     with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT COUNT(*), COUNT(c.sc_id) FROM ({picked}) p "
-            f"LEFT JOIN {C} c ON c.sc_id = p.customer_id",
-            params,
-        )
-        requested, known = (int(n) for n in cur.fetchone())
+        if customers_only:
+            cur.execute(f"SELECT COUNT(*) FROM ({picked}) p", params)
+            requested = known = int(cur.fetchone()[0])
+        else:
+            cur.execute(
+                f"SELECT COUNT(*), COUNT(c.sc_id) FROM ({picked}) p "
+                f"LEFT JOIN {C} c ON c.sc_id = p.customer_id",
+                params,
+            )
+            requested, known = (int(n) for n in cur.fetchone())
         if not known:
             return requested, 0, 0
         if action == "add":
@@ -168,7 +196,9 @@ def change_selection(
             )
             return requested, known, cur.rowcount
         where = f"m.audience_id = %s AND m.customer_id IN ({picked})"
-        removed = _move_to_ledger(cur, where, [audience_id, *params], now, operation_id)
+        removed = _move_to_ledger(
+            cur, where, [audience_id, *params], now, operation_id, once_for=audience_id
+        )
         return requested, known, removed
 
 

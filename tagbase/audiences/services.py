@@ -84,6 +84,9 @@ class CustomerSelection:
     sql: str
     params: tuple[object, ...] = ()
     distinct: bool = False  # the caller guarantees each id once: the counts skip a DISTINCT sort
+    # The caller guarantees every id is a customer (segment members are read from the customer
+    # table): the count skips the join that would look each one up again.
+    customers_only: bool = False
 
 
 # --- Audiences ------------------------------------------------------------------------------
@@ -242,6 +245,7 @@ def _change(
                 now,
                 op.pk,
                 distinct=customers.distinct,
+                customers_only=customers.customers_only,
             )
         else:
             requested, known, changed = _change_list(action, locked.pk, customers, now, op.pk)

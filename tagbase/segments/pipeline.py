@@ -94,7 +94,7 @@ def _apply(job: SegmentJob) -> None:
     )
     job.operation = change(
         job.audience_id,
-        CustomerSelection(sql, params, distinct=True),
+        CustomerSelection(sql, params, distinct=True, customers_only=True),
         actor=actor,
         kind=OperationKind.SEGMENT,
         source_ref=f"segment {job.segment_id}: {job.segment_name}"[:200],
