@@ -30,20 +30,14 @@ from tagbase.audiences.models import (
     OperationStatus,
     RemovedMembership,
 )
+from tagbase.lib.errors import ServiceError
 from tagbase.lib.names import InvalidName, audience_name_key, clean_audience_name
 
 
-class AudienceError(Exception):
+class AudienceError(ServiceError):
     """A write was refused. ``code`` is stable (API error code), ``field`` names the input."""
 
     code = "audience_error"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
 
 
 class AudienceNotFound(AudienceError):

@@ -20,6 +20,7 @@ from tagbase.audiences.services import AudienceError, get_or_create_audience
 from tagbase.campaigns import graph as graphs
 from tagbase.campaigns.models import Campaign, CampaignStatus, CampaignVersion, Token
 from tagbase.campaigns.nodes import GraphError
+from tagbase.lib.errors import ServiceError
 from tagbase.lib.names import InvalidName, audience_name_key, clean_audience_name
 
 __all__ = ["CampaignError", "GraphError"]
@@ -27,15 +28,8 @@ MAX_REENTRY_DAYS = 36_500
 _UNSET: Any = object()
 
 
-class CampaignError(Exception):
+class CampaignError(ServiceError):
     code = "campaign_error"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
 
 
 class CampaignNotFound(CampaignError):

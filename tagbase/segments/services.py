@@ -23,6 +23,7 @@ from tagbase.accounts.actors import Actor
 from tagbase.audiences.models import Audience, Membership
 from tagbase.audiences.services import create_audience
 from tagbase.customers.models import Customer
+from tagbase.lib.errors import ServiceError
 from tagbase.lib.names import InvalidName, audience_name_key, clean_audience_name
 from tagbase.segments.compiler import Metrics, describe, members, metrics, reference_names
 from tagbase.segments.models import JobAction, JobStatus, Segment, SegmentJob
@@ -33,15 +34,8 @@ from tagbase.segments.tasks import refresh_metrics_task, run_segment_task
 __all__ = ["RuleError", "SegmentError"]
 
 
-class SegmentError(Exception):
+class SegmentError(ServiceError):
     code = "segment_error"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
 
 
 class SegmentNotFound(SegmentError):
