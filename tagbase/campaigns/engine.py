@@ -6,9 +6,10 @@
 - ``run_step`` runs one node for the due tokens of one batch (at most TAGBASE_CAMPAIGN_STEP_SIZE
   customers) in ONE transaction: lock the campaign row (steps of a campaign run one at a time;
   a campaign that is no longer active does nothing), delete the tokens it consumes, execute the
-  action (memberships, outbox rows), write the tokens of the next nodes and the ``StepRun``. A
-  crash anywhere inside rolls all of it back: the tokens are still there and the step runs
-  again, whole, later; a step that committed is never run again for those customers.
+  action (memberships, outbox rows), write the tokens of the next nodes, the ``StepRun`` and one
+  ``Passage`` per customer. A crash anywhere inside rolls all of it back: the tokens are still
+  there and the step runs again, whole, later; a step that committed is never run again for
+  those customers.
 - A token's ``due_at`` is when its node may run: now, or later for waits (``hold_until``).
 - ``fire_scheduled`` asks the scheduled triggers (dates, repeats, days since registration,
   segment entries) whether they fire, claiming each firing in the same transaction as the entry.
@@ -37,6 +38,7 @@ from tagbase.campaigns.models import (
     CampaignStatus,
     Entry,
     OutboxMessage,
+    Passage,
     StepRun,
     Token,
 )
@@ -212,7 +214,21 @@ def run_step(
         step.counts_out = {port: len(out) for port, out in ports.items()}
         step.finished_at = timezone.now()
         step.save()
+        _record_passages(step, ids, ports)
     return step
+
+
+def _record_passages(step: StepRun, ids: list[int], ports: Ports) -> None:
+    """One ``Passage`` per customer of the step: the port they left by, or "" if it stopped
+    them."""
+    passed: dict[int, str] = {}
+    for port, out in ports.items():
+        for customer_id in out:
+            passed.setdefault(customer_id, port)
+    Passage.objects.bulk_create(
+        (Passage(step=step, customer_id=c, port=passed.get(c, "")) for c in ids),
+        batch_size=CHUNK,
+    )
 
 
 def _execute(

@@ -11,6 +11,8 @@ one (see docs/campaigns.md).
   step — consume a node's due tokens, act, write the tokens of the next nodes, record a
   ``StepRun`` — in one transaction, so a crash leaves the tokens where they were and no step
   runs twice for a customer.
+- ``Passage``: one customer through one step run, and the port they left by (the profile shows
+  these as "the steps they passed").
 - ``OutboxMessage``: e-mails, SMS and push messages a step produced, written in the step's
   transaction and delivered after it commits.
 """
@@ -189,6 +191,24 @@ class StepRun(models.Model):
     @property
     def count_out(self) -> int:
         return sum(int(n) for n in self.counts_out.values())
+
+
+class Passage(models.Model):
+    """A customer passed a step: the step run (campaign, node, batch, time) and the output port
+    they left by; ``port`` is empty when the step stopped them (a limit, an error, a node that no
+    longer exists). Read by the profile's *Campaigns* section."""
+
+    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    port = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "step"], name="passage_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"customer {self.customer_id} passed step run {self.step_id} by {self.port!r}"
 
 
 class Channel(models.TextChoices):
