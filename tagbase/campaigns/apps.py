@@ -10,6 +10,6 @@ class CampaignsConfig(AppConfig):
     def ready(self) -> None:
         # Customers (a lower layer) announce registrations, receipts and events with signals;
         # campaigns listen here so that customers never imports campaigns.
-        from tagbase.campaigns import receivers
+        from tagbase.campaigns import profile, receivers  # noqa: F401  (profile registers)
 
         receivers.connect()
