@@ -10,6 +10,9 @@ def _own_import_dir(tmp_path, settings):  # type: ignore[no-untyped-def]
     """Each test stores uploads and reports in its own folder (a worker started by a test gets
     the matching TAGBASE_DATA_DIR: the parent of this folder)."""
     settings.TAGBASE_IMPORT_DIR = tmp_path / "data" / "imports"
+    # Users made by tests get a cheap password hash: the default (PBKDF2, ~0.3 s a hash) would
+    # cost seconds per test that logs in. Production settings are untouched.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 _DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_serialized_rollback"}

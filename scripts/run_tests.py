@@ -39,7 +39,10 @@ def run(label: str, env_extra: dict[str, str], args: list[str], tmp: Path) -> tu
     env = {**os.environ, **env_extra, "TAGBASE_TEST_ENGINE": label}
     print(f"\n=== {label}: pytest {' '.join(args)}", flush=True)
     code = subprocess.call(
-        [sys.executable, "-m", "pytest", f"--junitxml={junit}", *args], cwd=ROOT, env=env
+        # The slowest tests are listed at the end of each run, to keep CI's time in view.
+        [sys.executable, "-m", "pytest", f"--junitxml={junit}", "--durations=20", *args],
+        cwd=ROOT,
+        env=env,
     )
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     if junit.exists():

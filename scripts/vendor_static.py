@@ -36,6 +36,7 @@ class Package:
 PACKAGES = (
     Package("htmx", "htmx.org", "2.0.11", ("dist/htmx.min.js",)),
     Package("pico", "@picocss/pico", "2.1.1", ("css/pico.min.css",), licence="LICENSE.md"),
+    Package("drawflow", "drawflow", "0.0.60", ("dist/drawflow.min.js", "dist/drawflow.min.css")),
 )
 
 

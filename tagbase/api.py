@@ -3,8 +3,8 @@
 This module owns what is common to every endpoint: authentication (``accounts.auth``), the
 JSON body parser, and the error format. Every error — bad input, a refused write, a missing
 object, an unknown URL, a wrong method, a bug — answers
-``{"error": {"code": "...", "message": "...", "field": "..." | null}}`` and never a
-traceback or an HTML page.
+``{"error": {"code": "...", "message": "...", "field": "..." | null}}`` (a campaign graph's
+errors add ``"node"``) and never a traceback or an HTML page.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ from tagbase.audiences.services import (
     AudienceNotFound,
     CannotUndo,
 )
-from tagbase.customers.api import customers_router, receipts_router
+from tagbase.campaigns.api import router as campaigns_router
+from tagbase.campaigns.nodes import GraphError
+from tagbase.campaigns.services import CampaignError, CampaignNameTaken, CampaignNotFound
+from tagbase.customers.api import customers_router, events_router, receipts_router
 from tagbase.customers.queries import AmbiguousIdentifier
 from tagbase.customers.reports import FileRejected
 from tagbase.imports.api import router as imports_router
@@ -55,6 +58,8 @@ from tagbase.segments.services import (
     SegmentNameTaken,
     SegmentNotFound,
 )
+from tagbase.sets.api import router as sets_router
+from tagbase.sets.services import SetError
 
 logger = logging.getLogger("tagbase.api")
 
@@ -228,10 +233,13 @@ api = TagbaseAPI(
 api.add_router("/customers", customers_router, tags=["customers"])
 api.add_router("/customers", customer_audiences_router, tags=["customers"])
 api.add_router("/receipts", receipts_router, tags=["receipts"])
+api.add_router("/events", events_router, tags=["events"])
 api.add_router("/audiences", audiences_router, tags=["audiences"])
 api.add_router("/operations", operations_router, tags=["operations"])
 api.add_router("/imports", imports_router, tags=["imports"])
 api.add_router("/segments", segments_router, tags=["segments"])
+api.add_router("/sets", sets_router, tags=["sets"])
+api.add_router("/campaigns", campaigns_router, tags=["campaigns"])
 
 
 # --- Errors -----------------------------------------------------------------------------------
@@ -362,6 +370,38 @@ def _rule_error(request: HttpRequest, exc: RuleError) -> HttpResponse:
     # field is the place in the rule tree (rules[2].value); a problem with the whole tree
     # names the body field.
     return error_response(api, request, 422, exc.code, exc.message, exc.field or "rules")
+
+
+# Campaigns: a missing campaign is 404, a name taken 409, anything else about the request 422.
+_CAMPAIGN_STATUS: dict[type[CampaignError], int] = {
+    CampaignNotFound: 404,
+    CampaignNameTaken: 409,
+}
+
+
+@api.exception_handler(CampaignError)
+def _campaign_error(request: HttpRequest, exc: CampaignError) -> HttpResponse:
+    status = next((s for cls, s in _CAMPAIGN_STATUS.items() if isinstance(exc, cls)), 422)
+    return error_response(api, request, status, exc.code, exc.message, exc.field)
+
+
+@api.exception_handler(GraphError)
+def _graph_error(request: HttpRequest, exc: GraphError) -> HttpResponse:
+    # A campaign graph that cannot be saved or activated. Besides `field` (the parameter), the
+    # error names the `node` at fault (or null), so the editor can mark it on the canvas.
+    body = {"code": exc.code, "message": exc.message, "field": exc.field, "node": exc.node}
+    return api.create_response(request, {"error": body}, status=422)
+
+
+# Set operations: a missing job is 404, an Idempotency-Key still in progress 409; anything else
+# about the request (an operand or target audience that does not exist: body values) is 422.
+_SET_CODES = {"job_not_found": 404, "idempotency_key_in_use": 409}
+
+
+@api.exception_handler(SetError)
+def _set_error(request: HttpRequest, exc: SetError) -> HttpResponse:
+    status = _SET_CODES.get(exc.code, 422)
+    return error_response(api, request, status, exc.code, exc.message, exc.field)
 
 
 @api.exception_handler(MultiPartParserError)

@@ -21,6 +21,8 @@ TAGBASE_COMMANDS: list[tuple[str, str]] = [
     ("import FILE --id-type T --audience NAME", "import an audience file (full report)"),
     ("imports list|purge", "recent imports; delete stored files past retention"),
     ("segment list|show|create|preview|to-audience", "work with user segments"),
+    ("sets combine|overlap|as-of|job", "union/intersection/difference; members on a date"),
+    ("campaign list|show|activate|suspend|run-due", "work with campaigns; run what is due"),
     ("operation list|undo", "history of membership changes, and undo"),
     ("reconcile [--check]", "prove every audience's member count"),
     ("customers load FILE.csv", "load or update customers from a CSV file"),

@@ -14,6 +14,8 @@ urlpatterns = [
     path("audiences/", include("tagbase.audiences.urls")),
     path("segments/", include("tagbase.segments.urls")),
     path("imports/", include("tagbase.imports.urls")),
+    path("campaigns/", include("tagbase.campaigns.urls")),
+    path("sets/", include("tagbase.sets.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -51,6 +51,9 @@ class ErrorBody(Schema):
     details: list[ErrorDetail] | None = Field(
         None, description="Every problem, for validation_error and invalid_identifier"
     )
+    node: str | None = Field(
+        None, description="Campaign graph errors only: the id of the node the error is about"
+    )
 
 
 class ErrorOut(Schema):

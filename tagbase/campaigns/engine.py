@@ -2,14 +2,16 @@
 
 - ``enter`` lets customers into an active campaign (the re-entry interval enforced per customer)
   as one ``Batch``: ``Entry`` rows, the trigger's ``StepRun`` and tokens at the trigger's next
-  nodes, in one transaction.
+  nodes, in one transaction. The customers are a list of ids or SQL (a scheduled trigger's
+  ``CustomerSelection``): never loaded into Python, written with ``INSERT … SELECT``.
 - ``run_step`` runs one node for the due tokens of one batch (at most TAGBASE_CAMPAIGN_STEP_SIZE
   customers) in ONE transaction: lock the campaign row (steps of a campaign run one at a time;
   a campaign that is no longer active does nothing), delete the tokens it consumes, execute the
   action (memberships, outbox rows), write the tokens of the next nodes, the ``StepRun`` and one
   ``Passage`` per customer. A crash anywhere inside rolls all of it back: the tokens are still
   there and the step runs again, whole, later; a step that committed is never run again for
-  those customers.
+  those customers. The step's own writes are set-based (``campaigns.bulk``): one DELETE …
+  RETURNING consumes the tokens, one INSERT … SELECT per port writes tokens and passages.
 - A token's ``due_at`` is when its node may run: now, or later for waits (``hold_until``).
 - ``fire_scheduled`` asks the scheduled triggers (dates, repeats, days since registration,
   segment entries) whether they fire, claiming each firing in the same transaction as the entry.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -29,29 +31,22 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tagbase.campaigns import outbox
+from tagbase.audiences.services import CustomerSelection
+from tagbase.campaigns import bulk, outbox
 from tagbase.campaigns.actions import ActionError, Ports, StepContext
 from tagbase.campaigns.graph import Graph
 from tagbase.campaigns.models import (
     Batch,
     Campaign,
     CampaignStatus,
-    Entry,
     OutboxMessage,
-    Passage,
     StepRun,
     Token,
 )
 from tagbase.campaigns.triggers import SCHEDULED, TRIGGERS
-from tagbase.customers.models import Customer
-from tagbase.lib.sqlbits import chunked
 
 log = logging.getLogger("tagbase.campaigns")
-CHUNK = 5_000
-
-
-class StepConflict(Exception):
-    """Another process consumed the tokens this step selected; nothing was done."""
+CHUNK = 5_000  # outbox messages per INSERT
 
 
 # --- Entering -------------------------------------------------------------------------------
@@ -59,86 +54,69 @@ class StepConflict(Exception):
 
 def enter(
     campaign_id: int,
-    customer_ids: Iterable[int],
+    customers: Iterable[int] | CustomerSelection,
     *,
     context: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Batch | None:
-    """Let these customers into the campaign. Ids that are no customer are ignored; customers
-    the re-entry interval keeps out are counted in ``requested`` but not ``entered``. Returns
-    None (and does nothing) unless the campaign is active."""
+    """Let these customers into the campaign: a list of ids (an event's customers) or a
+    ``CustomerSelection`` (a scheduled trigger's customers, chosen by SQL and never loaded into
+    Python). Ids that are no customer are ignored; customers the re-entry interval keeps out are
+    counted in ``requested`` but not ``entered``. Returns None (and does nothing) unless the
+    campaign is active.
+
+    Set-based: the ``Entry`` rows are one ``INSERT … SELECT`` that checks the re-entry interval
+    against earlier entries, the tokens at the trigger's next nodes one ``INSERT … SELECT`` from
+    the batch's entries; all of it in one transaction with the ``Batch`` and the trigger's
+    ``StepRun``."""
     now = now or timezone.now()
+    selection = (
+        customers if isinstance(customers, CustomerSelection) else bulk.selection_of(customers)
+    )
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
         if campaign is None or campaign.status != CampaignStatus.ACTIVE:
             return None
-        ids = sorted({int(i) for i in customer_ids})
-        allowed = _allowed(campaign, ids, now)
         graph = Graph(campaign.graph)
         batch = Batch.objects.create(
             campaign=campaign,
             version=campaign.version,
             trigger_kind=campaign.trigger_kind,
             context=context or {},
-            requested=len(ids),
-            entered=len(allowed),
             created_at=now,
         )
-        Entry.objects.bulk_create(
-            [
-                Entry(
-                    campaign=campaign,
-                    customer_id=c,
-                    batch=batch,
-                    version=campaign.version,
-                    entered_at=now,
-                )
-                for c in allowed
-            ],
-            batch_size=CHUNK,
+        batch.requested, batch.entered = bulk.insert_entries(
+            campaign.pk, batch.pk, campaign.version, selection, campaign.reentry_days, now
         )
+        Batch.objects.filter(pk=batch.pk).update(requested=batch.requested, entered=batch.entered)
         trigger = graph.trigger
         StepRun.objects.create(
             campaign=campaign,
             batch=batch,
             node=trigger,
             kind=campaign.trigger_kind,
-            count_in=len(ids),
-            counts_out={"out": len(allowed)},
+            count_in=batch.requested,
+            counts_out={"out": batch.entered},
             started_at=now,
             finished_at=now,
         )
-        _emit(campaign, graph, batch.pk, trigger, {"out": allowed}, now)
+        if batch.entered:
+            for target in graph.targets(trigger, "out"):
+                due = graph.action(target).hold_until(graph.nodes[target]["params"], now)
+                bulk.tokens_from_entries(campaign.pk, batch.pk, target, due)
     return batch
-
-
-def _allowed(campaign: Campaign, ids: list[int], now: datetime) -> list[int]:
-    """The customers among ``ids`` that exist and whose re-entry interval allows them in."""
-    allowed: list[int] = []
-    for part in chunked(ids, CHUNK):
-        known = set(Customer.objects.filter(sc_id__in=part).values_list("sc_id", flat=True))
-        if campaign.reentry_days != 0:
-            entries = Entry.objects.filter(campaign=campaign, customer_id__in=part)
-            if campaign.reentry_days is not None:
-                entries = entries.filter(entered_at__gt=now - timedelta(days=campaign.reentry_days))
-            known -= set(entries.values_list("customer_id", flat=True))
-        allowed.extend(c for c in part if c in known)
-    return allowed
 
 
 def _emit(
     campaign: Campaign, graph: Graph, batch_id: int, node: str, ports: Ports, now: datetime
 ) -> None:
-    """Tokens for every customer on every edge leaving ``node``."""
-    tokens: list[Token] = []
+    """Tokens for every customer on every edge leaving ``node`` (one statement per edge)."""
     for port, ids in ports.items():
+        if not ids:
+            continue
         for target in graph.targets(node, port):
             due = graph.action(target).hold_until(graph.nodes[target]["params"], now)
-            tokens.extend(
-                Token(campaign=campaign, batch_id=batch_id, node=target, customer_id=c, due_at=due)
-                for c in ids
-            )
-    Token.objects.bulk_create(tokens, batch_size=CHUNK)
+            bulk.insert_tokens(campaign.pk, batch_id, target, ids, due)
 
 
 # --- Running --------------------------------------------------------------------------------
@@ -185,20 +163,11 @@ def run_step(
         campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
         if campaign is None or campaign.status != CampaignStatus.ACTIVE:
             return None
-        due = Token.objects.filter(
-            campaign_id=campaign_id, node=node, batch_id=batch_id, due_at__lte=now
+        ids = bulk.take_tokens(
+            campaign_id, node, batch_id, now, settings.TAGBASE_CAMPAIGN_STEP_SIZE
         )
-        rows = list(
-            due.order_by("customer_id", "pk").values_list("pk", "customer_id")[
-                : settings.TAGBASE_CAMPAIGN_STEP_SIZE
-            ]
-        )
-        if not rows:
+        if not ids:
             return None
-        for part in chunked([pk for pk, _ in rows], CHUNK):
-            if Token.objects.filter(pk__in=part).delete()[0] != len(part):
-                raise StepConflict(f"tokens of step {node} were taken by another process")
-        ids = sorted({c for _, c in rows})
         graph = Graph(campaign.graph)
         step = StepRun(
             campaign=campaign, batch_id=batch_id, node=node, count_in=len(ids), started_at=now
@@ -220,15 +189,16 @@ def run_step(
 
 def _record_passages(step: StepRun, ids: list[int], ports: Ports) -> None:
     """One ``Passage`` per customer of the step: the port they left by, or "" if it stopped
-    them."""
+    them (one statement per port)."""
     passed: dict[int, str] = {}
     for port, out in ports.items():
         for customer_id in out:
             passed.setdefault(customer_id, port)
-    Passage.objects.bulk_create(
-        (Passage(step=step, customer_id=c, port=passed.get(c, "")) for c in ids),
-        batch_size=CHUNK,
-    )
+    by_port: dict[str, list[int]] = {}
+    for customer_id in ids:
+        by_port.setdefault(passed.get(customer_id, ""), []).append(customer_id)
+    for port, customer_ids in by_port.items():
+        bulk.insert_passages(step.pk, port, customer_ids)
 
 
 def _execute(

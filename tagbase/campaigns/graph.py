@@ -11,6 +11,7 @@ the audiences and segments the parameters name against the database.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from tagbase.segments.rules import RuleError, to_json
 from tagbase.segments.services import clean_rules
 
 MAX_NODES = 200
+MAX_COORD = 1_000_000.0  # where the editor may place a node, either way
 _ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 KINDS: dict[str, type[NodeKind]] = {**TRIGGERS, **ACTIONS}
 
@@ -69,7 +71,7 @@ def _node(raw: Any, index: int) -> dict[str, Any]:
     if unknown:
         raise GraphError(f"unknown key {unknown[0]!r}", node=node_id)
     kind = raw.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise GraphError(f"unknown kind {kind!r}", node=node_id, field="kind", code="unknown_kind")
     params = KINDS[kind].clean(node_id, raw.get("params"))
     return {"id": node_id, "kind": kind, "params": params, "position": _position(node_id, raw)}
@@ -81,10 +83,15 @@ def _position(node_id: str, raw: dict[str, Any]) -> dict[str, float]:
         x, y = position["x"], position["y"]
         if isinstance(x, bool) or isinstance(y, bool):
             raise TypeError
-        return {"x": float(x), "y": float(y)}
-    except (TypeError, KeyError, ValueError):
+        fx, fy = float(x), float(y)
+        if not (math.isfinite(fx) and math.isfinite(fy)) or max(abs(fx), abs(fy)) > MAX_COORD:
+            raise ValueError
+        return {"x": fx, "y": fy}
+    except (TypeError, KeyError, ValueError, OverflowError):
         raise GraphError(
-            "position must be {x, y} numbers", node=node_id, field="position"
+            f"position must be {{x, y}} numbers within ±{MAX_COORD:,.0f}",
+            node=node_id,
+            field="position",
         ) from None
 
 
@@ -95,6 +102,8 @@ def _edges(raw: list[Any], by_id: dict[str, dict[str, Any]]) -> list[dict[str, s
         if not isinstance(edge, dict) or set(edge) - {"from", "port", "to"}:
             raise GraphError(f"edges[{index}] must be an object with 'from', 'port' and 'to'")
         source, port, target = edge.get("from"), edge.get("port", "out"), edge.get("to")
+        if not isinstance(source, str) or not isinstance(target, str):
+            raise GraphError(f"edges[{index}]: 'from' and 'to' must be node ids (text)")
         if source not in by_id:
             raise GraphError(f"edges[{index}] comes from an unknown node {source!r}")
         if target not in by_id:

@@ -1,4 +1,5 @@
-"""REST endpoints for customers and receipts (the customer's audiences are in audiences.api).
+"""REST endpoints for customers, receipts and events (the customer's audiences are in
+audiences.api).
 
 Handlers are thin: parse (the schemas), permission (`tagbase.accounts.auth`: the method
 decides the scope), one service or query call, the response schema. Routes are declared in
@@ -10,15 +11,26 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Path, Query, Router
 
-from tagbase.accounts.auth import ApiError, actor_of, error_responses
+from tagbase.accounts.auth import ApiError, actor_of, api_auth, error_responses
+from tagbase.accounts.models import Scope
 from tagbase.customers import queries, services
 from tagbase.customers.models import Customer
 from tagbase.customers.reports import LoadReport
-from tagbase.customers.schemas import CustomerOut, CustomersBulkIn, LoadReportOut, ReceiptsBulkIn
+from tagbase.customers.schemas import (
+    CustomerOut,
+    CustomersBulkIn,
+    EventsIn,
+    LoadReportOut,
+    ReceiptsBulkIn,
+)
 from tagbase.lib.identifiers import IdType
 
 customers_router = Router()  # mounted at /customers
 receipts_router = Router()  # mounted at /receipts
+events_router = Router()  # mounted at /events
+# Sending events needs the `events` scope, not `write`: a partner system (an app's back end)
+# is given exactly that, on purpose, as file imports need `import`.
+EVENT_SENDERS = api_auth(Scope.EVENTS.value)
 
 MAX_ID = 2**63 - 1  # largest BIGINT; a bigger id would overflow the database
 
@@ -64,3 +76,15 @@ def receipts_bulk(request: HttpRequest, payload: ReceiptsBulkIn) -> LoadReport:
     receipt metrics are refreshed. Bad rows are skipped and listed in `errors`."""
     rows = [row.as_row() for row in payload.receipts]
     return services.load_receipts(rows, actor=actor_of(request))
+
+
+@events_router.post(
+    "", response={200: LoadReportOut, **error_responses(400, 413)}, auth=EVENT_SENDERS
+)
+def events_record(request: HttpRequest, payload: EventsIn) -> LoadReport:
+    """Record up to 10,000 customer events (scope `events`). Events are a log: the same rows
+    sent twice are recorded twice. Active campaigns with an `event_occurred` trigger let the
+    matching customers in after the events are committed (a worker runs them). Bad rows are
+    skipped and listed in `errors`."""
+    rows = [row.as_row() for row in payload.events]
+    return services.record_events(rows, actor=actor_of(request))

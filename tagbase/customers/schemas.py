@@ -129,6 +129,28 @@ class ReceiptsBulkIn(Input):
     receipts: list[ReceiptRowIn] = Field(min_length=1, max_length=MAX_BULK_ROWS)
 
 
+# --- Events ---------------------------------------------------------------------------------
+
+
+class EventRowIn(Input):
+    sc_id: Code = Field(None, description="The customer, by Tagbase id…")
+    external_id: Code = Field(None, description="…or by the partner's id (exactly one of both)")
+    name: StrictStr = Field(description="The event's name, 1-100 characters (app_login, visit…)")
+    occurred_at: Text = Field(
+        None, description="ISO 8601 date or date-time; default: when it is recorded"
+    )
+    payload: dict[str, Any] | None = Field(
+        None, description="Any JSON object; event_occurred triggers match its keys"
+    )
+
+    def as_row(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class EventsIn(Input):
+    events: list[EventRowIn] = Field(min_length=1, max_length=MAX_BULK_ROWS)
+
+
 # --- Reports ----------------------------------------------------------------------------------
 
 

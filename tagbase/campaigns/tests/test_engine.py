@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tagbase.audiences.models import Membership, Operation, OperationKind
@@ -20,6 +22,7 @@ from tagbase.campaigns.models import (
     Entry,
     OutboxMessage,
     OutboxStatus,
+    Passage,
     StepRun,
     Token,
 )
@@ -334,3 +337,107 @@ def test_saving_a_new_version_drops_customers_waiting_at_a_removed_node():
     run = StepRun.objects.get(node="w")
     assert run.kind == "removed" and "not in version 2" in run.error
     assert not Token.objects.exists()
+
+
+def test_entering_counts_unknown_ids_as_requested_and_lets_in_only_customers():
+    known = [make_customer().pk for _ in range(3)]
+    g = chain(node("t", "customer_registered"), node("w", "wait", amount=1, unit="days"))
+    campaign = make_campaign(g, reentry_days=None)
+    missing = max(known) + 1000
+    batch = engine.enter(campaign.pk, [*known, known[0], missing], now=timezone.now())
+    assert batch is not None and (batch.requested, batch.entered) == (4, 3)
+    assert batch.requested == Batch.objects.get(pk=batch.pk).requested  # stored, not only shown
+    assert sorted(Token.objects.values_list("customer_id", flat=True)) == known
+    [trigger_run] = StepRun.objects.filter(node="t")
+    assert (trigger_run.count_in, trigger_run.counts_out) == (4, {"out": 3})
+
+
+def test_entering_a_selection_never_loads_the_customers(monkeypatch):
+    """A scheduled trigger's customers are SQL: no list of ids is made, the entries are one
+    INSERT … SELECT, and entering 3 or 60 customers takes the same statements."""
+    from tagbase.campaigns import bulk
+    from tagbase.campaigns.triggers import customers_of
+    from tagbase.customers.models import Customer
+
+    def no_lists(ids):  # type: ignore[no-untyped-def]
+        raise AssertionError("a selection was turned into a list of ids")
+
+    monkeypatch.setattr(bulk, "selection_of", no_lists)
+    g = chain(node("t", "customer_registered"), node("w", "wait", amount=1, unit="days"))
+    counts = []
+    for size in (3, 60):
+        Customer.objects.all().delete()
+        ids = {make_customer().pk for _ in range(size)}
+        campaign = make_campaign(g, reentry_days=None)
+        with CaptureQueriesContext(connection) as captured:
+            batch = engine.enter(campaign.pk, customers_of(Customer.objects.all()))
+        assert batch is not None and batch.entered == size
+        tokens = Token.objects.filter(campaign=campaign).values_list("customer_id", flat=True)
+        assert set(tokens) == ids
+        statements = [q["sql"] for q in captured.captured_queries]
+        assert [q for q in statements if "INTO campaigns_entry" in q and "SELECT" in q]
+        counts.append(len(statements))
+    assert counts[0] == counts[1]
+
+
+def test_a_customer_arriving_by_two_branches_runs_the_merged_step_once(settings):
+    """Both branches leave a token at the merge node in the same batch; a step takes all of a
+    customer's tokens there, even when the step size splits the batch."""
+    settings.TAGBASE_CAMPAIGN_STEP_SIZE = 1
+    ids = [make_customer().pk for _ in range(3)]
+    left = create_audience("Left", actor=ACTOR)
+    right = create_audience("Right", actor=ACTOR)
+    merged = create_audience("Merged", actor=ACTOR)
+    g = graph(
+        node("t", "customer_registered"),
+        node("l", "audience", action="add", audience=left.pk),
+        node("r", "audience", action="add", audience=right.pk),
+        node("m", "audience", action="add", audience=merged.pk),
+        edge("t", "l"),
+        edge("t", "r"),
+        edge("l", "m"),
+        edge("r", "m"),
+    )
+    campaign = make_campaign(g)
+    now = timezone.now()
+    engine.enter(campaign.pk, ids, now=now)
+    engine.run_due(campaign.pk, now=now)
+    assert _members(merged.pk) == set(ids)
+    runs = StepRun.objects.filter(campaign=campaign, node="m")
+    assert sorted(r.count_in for r in runs) == [1, 1, 1]
+    passages = Passage.objects.filter(step__node="m").values_list("customer_id", flat=True)
+    assert sorted(passages) == sorted(ids)
+    assert not Token.objects.exists()
+
+
+def test_passages_record_the_port_of_every_customer_of_a_big_step(settings):
+    """Tokens and passages of a step are written set-based, per port: every customer once, by
+    the port the action chose, stopped customers with an empty port."""
+    settings.TAGBASE_CAMPAIGN_STEP_SIZE = 500
+    ids = [make_customer(city="Moscow" if i % 3 == 0 else "Omsk").pk for i in range(1200)]
+    moscow = {
+        "op": "and",
+        "rules": [{"field": "customer.city", "operator": "eq", "value": "moscow"}],
+    }
+    g = graph(
+        node("t", "customer_registered"),
+        node("f", "filter", rules=moscow),
+        node("cap", "limit", max=300),
+        node("w", "wait", amount=1, unit="days"),
+        edge("t", "f"),
+        edge("f", "cap", "positive"),
+        edge("cap", "w"),
+    )
+    campaign = make_campaign(g)
+    now = timezone.now()
+    engine.enter(campaign.pk, ids, now=now)
+    engine.run_due(campaign.pk, now=now)
+    ports = dict(Passage.objects.filter(step__node="f").values_list("customer_id", "port"))
+    assert ports == {i: "positive" if n % 3 == 0 else "negative" for n, i in enumerate(ids)}
+    muscovites = ids[::3]
+    cap = dict(Passage.objects.filter(step__node="cap").values_list("customer_id", "port"))
+    assert cap == {i: "out" if n < 300 else "over" for n, i in enumerate(muscovites)}
+    waiting = Token.objects.filter(campaign=campaign, node="w")
+    assert sorted(waiting.values_list("customer_id", flat=True)) == muscovites[:300]
+    assert {t.due_at for t in waiting} == {now + timedelta(days=1)}
+    assert [r.count_in for r in StepRun.objects.filter(node="f").order_by("id")] == [500, 500, 200]

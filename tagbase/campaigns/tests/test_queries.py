@@ -105,3 +105,28 @@ def test_each_customer_is_recorded_with_the_port_they_left_by_or_none_if_stopped
 def test_no_campaigns_no_rows():
     customer = make_customer()
     assert queries.customer_campaigns(customer.pk) == []
+
+
+def test_deleting_a_customer_or_a_campaign_leaves_no_engine_rows_behind():
+    """Entry, Token and Passage have no database constraints (see models.Entry): the cascade is
+    Django's, and must still reach every row."""
+    from tagbase.campaigns.models import Campaign, Entry, Token
+
+    a, b = make_customer(), make_customer()
+    campaign = make_campaign(
+        chain(
+            node("t", "customer_registered"),
+            node("cap", "limit", max=5),
+            node("w", "wait", amount=1, unit="days"),
+        )
+    )
+    engine.enter(campaign.pk, [a.pk, b.pk])
+    engine.run_due(campaign.pk)
+    assert (Entry.objects.count(), Token.objects.count(), Passage.objects.count()) == (2, 2, 2)
+    a.delete()
+    assert Entry.objects.filter(customer_id=a.pk).count() == 0
+    assert Token.objects.filter(customer_id=a.pk).count() == 0
+    assert Passage.objects.filter(customer_id=a.pk).count() == 0
+    assert (Entry.objects.count(), Token.objects.count(), Passage.objects.count()) == (1, 1, 1)
+    Campaign.objects.filter(pk=campaign.pk).delete()
+    assert (Entry.objects.count(), Token.objects.count(), Passage.objects.count()) == (0, 0, 0)

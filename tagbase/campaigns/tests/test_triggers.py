@@ -162,3 +162,44 @@ def test_entered_segment_lets_in_new_members_after_the_first_check():
     services.suspend_campaign(campaign, actor=ACTOR)
     make_customer(city="Moscow")
     assert engine.fire_scheduled(now=now + timedelta(seconds=3)) == []
+
+
+def test_entered_segment_lets_in_a_member_who_left_and_came_back():
+    rule = {"op": "and", "rules": [{"field": "customer.city", "operator": "eq", "value": "omsk"}]}
+    stays = make_customer(city="Omsk")
+    wanders = make_customer(city="Omsk")
+    segment = create_segment("Omsk", rule, actor=ACTOR, refresh=False)
+    campaign = make_campaign(
+        chain(node("t", "entered_segment", segment=segment.pk), W), reentry_days=0
+    )
+    now = timezone.now()
+    tick(now=now + timedelta(seconds=1))  # notes both
+    Customer.objects.filter(pk=wanders.pk).update(city="Kazan")
+    newcomer = make_customer(city="Omsk")
+    tick(now=now + timedelta(seconds=2))  # wanders left; the newcomer enters
+    assert _entered(campaign) == {newcomer.pk}
+    Customer.objects.filter(pk=wanders.pk).update(city="Omsk")
+    tick(now=now + timedelta(seconds=3))  # back: new again
+    assert _entered(campaign) == {newcomer.pk, wanders.pk}
+    tick(now=now + timedelta(seconds=4))  # nobody new
+    assert Entry.objects.filter(campaign=campaign).count() == 2
+    assert stays.pk not in _entered(campaign)
+    batches = Batch.objects.filter(campaign=campaign).order_by("id")
+    assert [(b.requested, b.entered) for b in batches] == [(1, 1), (1, 1)]
+
+
+def test_a_repeat_lets_in_everyone_the_re_entry_interval_allows():
+    first = make_customer()
+    campaign = make_campaign(
+        chain(node("t", "repeat", every="day", time="09:00"), W), reentry_days=None
+    )
+    start = timezone.now().replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    campaign.fired_at = start
+    campaign.save()
+    tick(now=start + timedelta(hours=2))
+    assert _entered(campaign) == {first.pk}
+    later = make_customer()
+    tick(now=start + timedelta(days=1, hours=2))  # the next day: only the new customer
+    assert _entered(campaign) == {first.pk, later.pk}
+    batches = Batch.objects.filter(campaign=campaign).order_by("id")
+    assert [(b.requested, b.entered) for b in batches] == [(1, 1), (2, 1)]

@@ -3,7 +3,9 @@ kind to its class.
 
 An *event* trigger (``listens`` set) picks customers out of what a load just wrote
 (``customers.signals``); a *scheduled* trigger (``listens`` empty) is asked by the worker's
-tick which customers are due between its last firing and now.
+tick which customers are due between its last firing and now, and answers with a
+``CustomerSelection`` — SQL, not ids — so that "every customer" enters in constant memory
+(``engine.enter`` writes the entries with one ``INSERT … SELECT``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db.models import QuerySet
 
+from tagbase.audiences.services import CustomerSelection
 from tagbase.campaigns.nodes import NodeKind
 
 if TYPE_CHECKING:
     from tagbase.campaigns.models import Campaign
+    from tagbase.customers.models import Customer
+
+
+def customers_of(customers: QuerySet[Customer]) -> CustomerSelection:
+    """The customers a queryset chooses, as SQL for ``engine.enter`` (each customer once, and
+    all of them customers: the entry skips the look-up)."""
+    sql, params = customers.order_by().values_list("sc_id", flat=True).query.sql_with_params()
+    return CustomerSelection(
+        f"SELECT sc_id AS customer_id FROM ({sql}) AS chosen",
+        tuple(params),
+        distinct=True,
+        customers_only=True,
+    )
 
 
 class Trigger(NodeKind):
@@ -33,9 +49,10 @@ class Trigger(NodeKind):
     @classmethod
     def due(
         cls, campaign: Campaign, params: dict[str, Any], *, since: datetime, now: datetime
-    ) -> QuerySet[Any] | list[int] | None:
-        """Customer ids (a values_list queryset or a list) to let in now, or None when it does
-        not fire. ``since`` is the last firing (or the activation)."""
+    ) -> CustomerSelection | None:
+        """The customers to let in now (SQL: see ``customers_of``), or None when it does not
+        fire. ``since`` is the last firing (or the activation). Runs inside the firing's
+        transaction, under the campaign's row lock."""
         raise NotImplementedError
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
-
+from tagbase.audiences.services import CustomerSelection
 from tagbase.campaigns.nodes import Param, as_datetime
-from tagbase.campaigns.triggers import Trigger
+from tagbase.campaigns.triggers import Trigger, customers_of
 from tagbase.customers.models import Customer
 
 
@@ -21,8 +20,8 @@ class DateHasCome(Trigger):
     @classmethod
     def due(
         cls, campaign: Any, params: dict[str, Any], *, since: datetime, now: datetime
-    ) -> QuerySet[Any] | None:
+    ) -> CustomerSelection | None:
         at = as_datetime(params["at"])
         if since < at <= now:
-            return Customer.objects.order_by().values_list("sc_id", flat=True)
+            return customers_of(Customer.objects.all())
         return None

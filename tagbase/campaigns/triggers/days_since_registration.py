@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
-
+from tagbase.audiences.services import CustomerSelection
 from tagbase.campaigns.nodes import Param
-from tagbase.campaigns.triggers import Trigger
+from tagbase.campaigns.triggers import Trigger, customers_of
 from tagbase.customers.models import Customer
 
 
@@ -21,12 +20,10 @@ class DaysSinceRegistration(Trigger):
     @classmethod
     def due(
         cls, campaign: Any, params: dict[str, Any], *, since: datetime, now: datetime
-    ) -> QuerySet[Any] | None:
+    ) -> CustomerSelection | None:
         offset = timedelta(days=params["days"])
-        return (
+        return customers_of(
             Customer.objects.filter(
                 registered_at__gt=since - offset, registered_at__lte=now - offset
             )
-            .order_by()
-            .values_list("sc_id", flat=True)
         )

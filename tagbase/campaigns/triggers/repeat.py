@@ -8,11 +8,11 @@ import calendar
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
 from django.utils import timezone
 
+from tagbase.audiences.services import CustomerSelection
 from tagbase.campaigns.nodes import GraphError, Param
-from tagbase.campaigns.triggers import Trigger
+from tagbase.campaigns.triggers import Trigger, customers_of
 from tagbase.customers.models import Customer
 
 
@@ -63,7 +63,7 @@ class RepeatDate(Trigger):
     @classmethod
     def due(
         cls, campaign: Any, params: dict[str, Any], *, since: datetime, now: datetime
-    ) -> QuerySet[Any] | None:
+    ) -> CustomerSelection | None:
         if since < cls.last_moment(params, now) <= now:
-            return Customer.objects.order_by().values_list("sc_id", flat=True)
+            return customers_of(Customer.objects.all())
         return None

@@ -31,13 +31,6 @@ pytestmark = pytest.mark.django_db
 ACTOR = system_actor()
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):  # type: ignore[no-untyped-def]
-    """Personas log in with force_login: their password hash is never checked here, so the
-    slow production hasher (about 0.3 s a user) is not worth its time in these tests."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def rule(*conditions: dict, op: str = "and") -> dict:
     return {"op": op, "negate": False, "rules": list(conditions)}
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from importlib import metadata
 
 from django import template
+from django.conf import settings
 from django.core.paginator import Page
 from django.templatetags.static import static
 from django.utils import timezone
@@ -15,11 +17,18 @@ from django.utils.html import format_html
 register = template.Library()
 
 
+@functools.lru_cache(maxsize=4)
+def _sprite(static_url: str | None) -> str:
+    """The sprite's URL, resolved once per STATIC_URL: a page with a table of a thousand rows
+    draws hundreds of icons, and ``static()`` asks the storage every time."""
+    return static("tagbase/icons.svg")
+
+
 @register.simple_tag
 def icon(name: str, label: str = "") -> str:
     """An icon from the static SVG sprite. Decorative unless ``label`` is given, in which case
     screen readers announce the label."""
-    href = f"{static('tagbase/icons.svg')}#{name}"
+    href = f"{_sprite(settings.STATIC_URL)}#{name}"
     if label:
         return format_html(
             '<svg class="icon icon-{}" role="img" aria-label="{}"><use href="{}"></use></svg>',
