@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "tagbase.segments",
     "tagbase.campaigns",
     "tagbase.imports",
+    "tagbase.sets",
     "tagbase.web",
 ]
 
@@ -195,6 +196,8 @@ TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE = env_int(
 )
 TAGBASE_IMPORT_MAX_NEW_AUDIENCES = env_int("TAGBASE_IMPORT_MAX_NEW_AUDIENCES", 1000, minimum=0)
 TAGBASE_IMPORT_RETENTION_DAYS = env_int("TAGBASE_IMPORT_RETENTION_DAYS", 30, minimum=1)
+# Scheduled audience exports write their files here (see docs/exports.md).
+TAGBASE_EXPORT_DIR = Path(env_str("TAGBASE_EXPORT_DIR", str(DATA_DIR / "exports"))).resolve()
 # A worker owns a job for this long after its last heartbeat; then another may take it over.
 TAGBASE_JOB_LEASE_SECONDS = env_int("TAGBASE_JOB_LEASE_SECONDS", 120, minimum=1)
 # How often each worker looks for jobs whose worker died (expired lease) to re-enqueue them.

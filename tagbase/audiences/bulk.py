@@ -7,6 +7,7 @@ audience lock. Table and column names are constants; every value is a parameter.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -200,6 +201,65 @@ def change_selection(
             cur, where, [audience_id, *params], now, operation_id, once_for=audience_id
         )
         return requested, known, removed
+
+
+# The temporary table a staged selection is evaluated into (one per connection; see below).
+STAGE = "audiences_selection_stage"
+
+
+@contextmanager
+def staged_selection(
+    select_sql: str,
+    params: list,  # type: ignore[type-arg]
+    *,
+    distinct: bool = False,
+) -> Iterator[tuple[str, list]]:  # type: ignore[type-arg]
+    """Evaluate a selection ONCE into a temporary table of distinct customer ids and yield a
+    SELECT of that table, for a change that reads the selection more than once (a replace
+    removes the members outside it, then adds it) or whose counts must agree with what it
+    changes while other audiences change meanwhile. The selection may read the very audience
+    being changed: it is evaluated before any row moves. ``distinct``: the caller guarantees
+    each id once (no DISTINCT pass). The table is dropped at the end (on PostgreSQL also ON
+    COMMIT DROP); a failed transaction rolls its creation back."""
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        if is_postgres(connection):
+            cur.execute(
+                f"CREATE TEMPORARY TABLE {STAGE} (customer_id bigint PRIMARY KEY) ON COMMIT DROP"
+            )
+        else:
+            # An INTEGER PRIMARY KEY is the rowid: inserting in key order appends.
+            cur.execute(f"CREATE TEMPORARY TABLE {STAGE} (customer_id INTEGER PRIMARY KEY)")
+        unique = "" if distinct else "DISTINCT "
+        cur.execute(
+            f"INSERT INTO {STAGE} (customer_id) SELECT {unique}s.customer_id "
+            f"FROM ({select_sql}) s WHERE s.customer_id IS NOT NULL ORDER BY 1",
+            params,
+        )
+        if is_postgres(connection):
+            cur.execute(f"ANALYZE {STAGE}")  # temporary tables are never auto-analysed
+    yield f"SELECT customer_id FROM {STAGE}", []
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
+
+
+def remove_outside(
+    audience_id: int,
+    select_sql: str,
+    params: list,  # type: ignore[type-arg]
+    now: datetime,
+    operation_id: int,
+) -> int:
+    """Move to the ledger and delete the audience's members that the selection (a staged one:
+    it is read once per member) does not contain. Returns how many left."""
+    with connection.cursor() as cur:
+        where = (
+            "m.audience_id = %s AND NOT EXISTS "
+            f"(SELECT 1 FROM ({select_sql}) keep WHERE keep.customer_id = m.customer_id)"
+        )
+        return _move_to_ledger(
+            cur, where, [audience_id, *params], now, operation_id, once_for=audience_id
+        )
 
 
 def delete_all_memberships(audience_id: int) -> int:

@@ -51,12 +51,15 @@ class OperationKind(models.TextChoices):
     IMPORT = "import", "Import"
     SEGMENT = "segment", "Segment"
     CAMPAIGN = "campaign", "Campaign"
+    SET = "set", "Set operation"
     UNDO = "undo", "Undo"
 
 
 class OperationAction(models.TextChoices):
     ADD = "add", "Add"
     REMOVE = "remove", "Remove"
+    # Both at once: make the audience equal to a selection (add the missing, remove the rest).
+    REPLACE = "replace", "Replace"
 
 
 class OperationStatus(models.TextChoices):
@@ -75,6 +78,11 @@ class Operation(models.Model):
     ``ambiguous`` and ``invalid`` also carry what resolving the caller's identifiers found
     before the operation (``IdentifierOutcome``), so the operation tells the whole story of a
     request: ``requested = added + already_member + (not_found - outcome.not_found)``.
+
+    A ``replace`` makes the audience equal to the selection it was given: ``added`` and
+    ``already_member`` as for an add, and ``removed`` the members outside the selection
+    (``not_member`` stays 0). Its undo (also ``replace``) removes what it added and restores
+    what it removed.
     """
 
     audience = models.ForeignKey(
@@ -122,6 +130,8 @@ class Operation(models.Model):
 
     @property
     def changed(self) -> int:
+        if self.action == OperationAction.REPLACE:
+            return self.added + self.removed
         return self.added if self.action == OperationAction.ADD else self.removed
 
     @property
@@ -203,3 +213,47 @@ class RemovedMembership(models.Model):
 
     def __str__(self) -> str:
         return f"customer {self.customer_id} left audience {self.audience_id}"
+
+
+# --- Scheduled exports (docs/exports.md) -------------------------------------------------------
+
+
+class ExportFrequency(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+
+
+class ExportSchedule(models.Model):
+    """A recurring export of one audience's members to a file in ``TAGBASE_EXPORT_DIR``.
+
+    ``export_format`` is an identifier type (``sc_id`` … ``card``) or an ad-platform layout
+    (``google``, ``meta``). The schedule runs every day (or every ``weekday``, 0 = Monday) at
+    ``at_time`` in ``TIME_ZONE``; ``next_run_at`` is the next such moment, advanced by the
+    worker that claims a run (a conditional UPDATE, so one worker wins). Written only by
+    ``audiences.exports``; deleting the audience deletes its schedules (files already written
+    stay in the folder)."""
+
+    audience = models.ForeignKey(
+        Audience, on_delete=models.CASCADE, related_name="export_schedules"
+    )
+    export_format = models.CharField(max_length=16)
+    frequency = models.CharField(max_length=8, choices=ExportFrequency.choices)
+    weekday = models.PositiveSmallIntegerField(null=True, blank=True)
+    at_time = models.TimeField()
+    bom = models.BooleanField(default=False, help_text="Start the file with a UTF-8 BOM")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_label = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    next_run_at = models.DateTimeField(db_index=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_file = models.CharField(max_length=500, blank=True, default="")
+    last_rows = models.BigIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["audience_id", "id"]
+
+    def __str__(self) -> str:
+        return f"export of audience {self.audience_id} as {self.export_format} ({self.frequency})"

@@ -81,6 +81,11 @@ class CustomerSelection:
     # The caller guarantees every id is a customer (segment members are read from the customer
     # table): the count skips the join that would look each one up again.
     customers_only: bool = False
+    # Evaluate the query once into a temporary table before anything changes, so that the
+    # operation's counts agree with what it changed even while the tables the query reads
+    # change meanwhile, and a query that reads the audience being changed sees it as it was
+    # (a replace always does this).
+    stage: bool = False
 
 
 # --- Audiences ------------------------------------------------------------------------------
@@ -203,6 +208,23 @@ def remove_customers_from_audience(
     return _change(audience, customer_ids, OperationAction.REMOVE, actor, kind, source_ref, outcome)
 
 
+def replace_audience_members(
+    audience: Audience | int,
+    customers: CustomerSelection,
+    *,
+    actor: Actor,
+    kind: OperationKind | str,
+    source_ref: str = "",
+) -> Operation:
+    """Make the audience's members exactly the customers of a selection, as ONE recorded
+    operation (action ``replace``): the members outside the selection go to the removal ledger,
+    the customers of the selection who are not members are added, members in both keep their
+    original date and operation. The selection is evaluated once, before anything changes, so
+    it may read this audience itself (``audience := audience ∩ other``). Undo removes what it
+    added and restores what it removed. Idempotent in effect: repeating it changes nothing."""
+    return _change(audience, customers, OperationAction.REPLACE, actor, kind, source_ref, None)
+
+
 def _change(
     audience: Audience | int,
     customers: Iterable[int] | CustomerSelection,
@@ -230,32 +252,68 @@ def _change(
             ambiguous=outcome.ambiguous,
             invalid=outcome.invalid,
         )
+        left = 0
         if isinstance(customers, CustomerSelection):
-            requested, known, changed = bulk.change_selection(
-                action,
-                locked.pk,
-                customers.sql,
-                list(customers.params),
-                now,
-                op.pk,
-                distinct=customers.distinct,
-                customers_only=customers.customers_only,
+            requested, known, changed, left = _change_selection(
+                action, locked.pk, customers, now, op.pk
             )
+        elif action == OperationAction.REPLACE:
+            raise TypeError("a replace takes a CustomerSelection")
         else:
             requested, known, changed = _change_list(action, locked.pk, customers, now, op.pk)
         op.requested = requested
         op.not_found += requested - known
-        if action == OperationAction.ADD:
-            op.added, op.already_member = changed, known - changed
-            delta = changed
-        else:
+        if action == OperationAction.REMOVE:
             op.removed, op.not_member = changed, known - changed
             delta = -changed
+        else:
+            op.added, op.already_member = changed, known - changed
+            op.removed = left
+            delta = changed - left
         op.status = OperationStatus.SUCCEEDED
         op.finished_at = timezone.now()
         op.save()
-        _bump_audience(locked, delta, now if action == OperationAction.ADD and changed else None)
+        _bump_audience(locked, delta, now if action != OperationAction.REMOVE and changed else None)
     return op
+
+
+def _change_selection(
+    action: OperationAction, audience_id: int, selection: CustomerSelection, now, op_id: int
+) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
+    """Apply a selection: (requested, known, added or removed, removed by a replace)."""
+    if not (selection.stage or action == OperationAction.REPLACE):
+        return (
+            *bulk.change_selection(
+                action,
+                audience_id,
+                selection.sql,
+                list(selection.params),
+                now,
+                op_id,
+                distinct=selection.distinct,
+                customers_only=selection.customers_only,
+            ),
+            0,
+        )
+    staged = bulk.staged_selection(
+        selection.sql, list(selection.params), distinct=selection.distinct
+    )
+    with staged as (sql, params):
+        left = 0
+        if action == OperationAction.REPLACE:
+            left = bulk.remove_outside(audience_id, sql, params, now, op_id)
+        step = OperationAction.REMOVE if action == OperationAction.REMOVE else OperationAction.ADD
+        requested, known, changed = bulk.change_selection(
+            step,
+            audience_id,
+            sql,
+            params,
+            now,
+            op_id,
+            distinct=True,
+            customers_only=selection.customers_only,
+        )
+    return requested, known, changed, left
 
 
 def _change_list(
@@ -294,8 +352,8 @@ def undo_operation(
     Undoing an add removes the members that operation set and that are still set by it (they go
     to the ledger). Undoing a remove restores, from the ledger, the memberships it removed with
     their original date and operation — customers who were members before come back exactly as
-    they were — except customers since erased or re-added. An undo is itself not undoable; an
-    operation is undone at most once (a second call is refused).
+    they were — except customers since erased or re-added. Undoing a replace does both. An undo
+    is itself not undoable; an operation is undone at most once (a second call is refused).
     """
     with transaction.atomic():
         op = Operation.objects.select_for_update().get(pk=operation.pk)
@@ -307,9 +365,7 @@ def undo_operation(
             audience=locked,
             audience_name=locked.name,
             kind=OperationKind.UNDO,
-            action=OperationAction.REMOVE
-            if op.action == OperationAction.ADD
-            else OperationAction.ADD,
+            action=_UNDO_ACTION[OperationAction(op.action)],
             actor=actor.user,
             actor_label=actor.label[:150],
             source_ref=f"operation:{op.pk}",
@@ -322,6 +378,16 @@ def undo_operation(
             undo.requested = op.added
             undo.not_member = op.added - changed
             delta = -changed
+        elif op.action == OperationAction.REPLACE:
+            # The two halves touch disjoint customers: those it added were not members before,
+            # those it removed were members outside the selection.
+            removed = bulk.delete_memberships_set_by(locked.pk, op.pk, now, undo.pk)
+            restored = bulk.restore_removed_by(locked.pk, op.pk)
+            undo.removed, undo.added = removed, restored
+            undo.requested = op.added + op.removed
+            undo.not_member = op.added - removed
+            undo.already_member = op.removed - restored
+            delta = restored - removed
         else:
             changed = bulk.restore_removed_by(locked.pk, op.pk)
             undo.added = changed
@@ -338,6 +404,13 @@ def undo_operation(
         )
         _recompute_last_set_at(locked.pk)
     return undo
+
+
+_UNDO_ACTION = {
+    OperationAction.ADD: OperationAction.REMOVE,
+    OperationAction.REMOVE: OperationAction.ADD,
+    OperationAction.REPLACE: OperationAction.REPLACE,
+}
 
 
 def _why_not_undoable(op: Operation) -> str:

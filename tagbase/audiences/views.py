@@ -323,11 +323,13 @@ def operation_undo(request: HttpRequest, pk: int) -> HttpResponse:
         except services.AudienceError as exc:
             messages.error(request, exc.message)
         else:
-            changed = undo.added if undo.action == "add" else undo.removed
-            verb = "restored" if undo.action == "add" else "removed"
-            messages.success(
-                request, f"Operation #{operation.pk} undone: {changed:,} customers {verb}."
-            )
+            if undo.action == "replace":
+                done = f"{undo.added:,} customers restored, {undo.removed:,} removed"
+            elif undo.action == "add":
+                done = f"{undo.added:,} customers restored"
+            else:
+                done = f"{undo.removed:,} customers removed"
+            messages.success(request, f"Operation #{operation.pk} undone: {done}.")
         return _go(request, back)
     template = _template(request, "audiences/operation_undo.html", {"modal": "dialog"})
     return render(request, template, {"operation": operation, "back": back})

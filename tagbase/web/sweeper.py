@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 def sweep_once() -> list[int]:
     from tagbase.imports.tasks import sweep_stale_jobs
     from tagbase.segments.tasks import sweep_stale_jobs as sweep_segment_jobs
+    from tagbase.sets.tasks import sweep_stale_jobs as sweep_set_jobs
 
     try:
-        return sweep_stale_jobs() + sweep_segment_jobs()
+        return sweep_stale_jobs() + sweep_segment_jobs() + sweep_set_jobs()
     finally:
         connections.close_all()
 
@@ -48,6 +49,18 @@ def campaign_tick_once() -> None:
         connections.close_all()
 
 
+def export_tick_once() -> list[int]:
+    from tagbase.audiences.tasks import enqueue_due_exports
+
+    try:
+        return enqueue_due_exports()
+    except Exception:  # an export bug must not stop the sweeper from re-enqueuing jobs
+        log.exception("sweeper: scheduled exports failed")
+        return []
+    finally:
+        connections.close_all()
+
+
 def purge_once() -> int:
     from tagbase.imports.services import purge_expired_files
 
@@ -58,8 +71,9 @@ def purge_once() -> int:
 
 
 def start_sweeper(stop: threading.Event) -> threading.Thread:
-    """Every TAGBASE_SWEEP_SECONDS: re-enqueue abandoned jobs (imports and segment jobs) and
-    run the campaign tick (scheduled triggers, due waits, the outbox);
+    """Every TAGBASE_SWEEP_SECONDS: re-enqueue abandoned jobs (imports, segment and set jobs) and
+    run the campaign tick (scheduled triggers, due waits, the outbox) and queue the scheduled
+    audience exports that are due;
     every 5 minutes: enqueue a metrics refresh for saved segments whose metrics are older than
     TAGBASE_SEGMENT_METRICS_SECONDS; about hourly: delete stored import files past
     TAGBASE_IMPORT_RETENTION_DAYS."""
@@ -70,6 +84,7 @@ def start_sweeper(stop: threading.Event) -> threading.Thread:
             try:
                 found = sweep_once()
                 campaign_tick_once()
+                export_tick_once()
                 if time.monotonic() >= next_metrics:
                     refresh_segment_metrics_once()
                     next_metrics = time.monotonic() + 300

@@ -55,6 +55,10 @@ def operation_summary(op: Operation) -> str:
     """One line: what the operation did, in words."""
     if op.action == "add":
         counts = f"added {op.added:,}, already members {op.already_member:,}"
+    elif op.action == "replace":
+        counts = (
+            f"added {op.added:,}, removed {op.removed:,}, already members {op.already_member:,}"
+        )
     else:
         counts = f"removed {op.removed:,}, not members {op.not_member:,}"
     rejected = f"not found {op.not_found:,}"
