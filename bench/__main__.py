@@ -1,4 +1,4 @@
-"""``python -m bench import|segment|quick|full|memory`` — see bench/README.md.
+"""``python -m bench import|segment|campaign|pages|api|quick|full|memory`` — see bench/README.md.
 
 Exit status: 0 when the benchmark ran (whatever the bars say: a benchmark reports, it does not
 judge), 1 when it could not give a trustworthy figure (a wrong import result, a failed child,
@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import memory, report
+from bench.api_load import api_table, bench_api
+from bench.campaign_bench import bench_campaign, campaign_table
 from bench.databases import DEFAULT_POSTGRES_URL, BenchError
 from bench.datagen import generate_in_child
+from bench.datagen_audiences import AudienceSpec
 from bench.import_bench import bench_database
+from bench.pages_bench import bench_pages, pages_table, prepare_audiences
 from bench.segment_bench import bench_segment, segment_table
 
 QUICK = {"lines": 200_000, "customers": 200_000, "runs": 3}
@@ -26,6 +30,14 @@ FULL = {"lines": 1_000_000, "customers": 1_000_000, "runs": 3}
 MEMORY_LARGE = 10_000_000
 SEGMENT_QUICK = {"customers": 200_000, "runs": 3, "repeats": 3}
 SEGMENT_FULL = {"customers": 1_000_000, "runs": 3, "repeats": 3}
+CAMPAIGN = {"customers": 100_000, "runs": 3}
+# The pages and API benchmarks share one template per engine (bench/pages_bench.py).
+AUDIENCES_FULL = {"customers": 1_000_000, "audiences": 1_000, "memberships": 10_000_000}
+AUDIENCES_QUICK = {"customers": 100_000, "audiences": 1_000, "memberships": 1_000_000}
+PAGES_FULL = {"runs": 3, "requests": 200}
+PAGES_QUICK = {"runs": 1, "requests": 100}
+API_FULL = {"duration": 20.0, "web": 2, "concurrency": 4, "baseline_duration": 5.0}
+API_QUICK = {"duration": 5.0, "web": 2, "concurrency": 4, "baseline_duration": 2.0}
 
 
 class Session:
@@ -87,6 +99,110 @@ def run_segment(
             session.keep(result, f"segment-{engine}", segment_table)
 
 
+def run_campaign(session: Session, engines: list[str], customers: int, runs: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="tagbase-bench-campaign-") as tmp:
+        for engine in engines:
+            root = Path(tmp) / engine
+            root.mkdir()
+            result = bench_campaign(
+                engine, root, customers, runs, session.args.postgres_url, session.log
+            )
+            session.keep(result, f"campaign-{engine}", campaign_table)
+
+
+def run_audiences(
+    session: Session,
+    engines: list[str],
+    spec: AudienceSpec,
+    pages: dict[str, Any] | None,
+    api: dict[str, Any] | None,
+) -> None:
+    """The pages and/or the API benchmark, on one prepared template per engine."""
+    url = session.args.postgres_url
+    with tempfile.TemporaryDirectory(prefix="tagbase-bench-audiences-") as tmp:
+        for engine in engines:
+            root = Path(tmp) / engine
+            root.mkdir()
+            prepared = prepare_audiences(engine, root, spec, url, session.log)
+            try:
+                if pages:
+                    result = bench_pages(
+                        engine,
+                        root,
+                        spec,
+                        **pages,
+                        postgres_url=url,
+                        log=session.log,
+                        prepared=prepared,
+                    )
+                    session.keep(result, f"pages-{engine}", pages_table)
+                if api:
+                    result = bench_api(
+                        engine,
+                        root,
+                        spec,
+                        **api,
+                        postgres_url=url,
+                        log=session.log,
+                        prepared=prepared,
+                    )
+                    session.keep(result, f"api-{engine}", api_table)
+            finally:
+                prepared[0].close()
+
+
+def _audience_spec(sizes: dict[str, int], profile_audiences: int = 200) -> AudienceSpec:
+    return AudienceSpec(
+        sizes["customers"],
+        sizes["audiences"],
+        sizes["memberships"],
+        min(profile_audiences, sizes["audiences"]),
+    )
+
+
+def _spec_of(args: argparse.Namespace) -> AudienceSpec:
+    sizes = {k: getattr(args, k) for k in ("customers", "audiences", "memberships")}
+    return _audience_spec(sizes, args.profile_audiences)
+
+
+def cmd_pages(session: Session) -> None:
+    a = session.args
+    pages = {"runs": a.runs, "requests": a.requests}
+    run_audiences(session, _engines(a.db), _spec_of(a), pages, None)
+
+
+def cmd_api(session: Session) -> None:
+    a = session.args
+    api = {
+        "duration": a.duration,
+        "web": a.web,
+        "concurrency": a.concurrency,
+        "baseline_duration": a.baseline_duration,
+    }
+    run_audiences(session, _engines(a.db), _spec_of(a), None, api)
+
+
+def _audience_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``pages`` and ``api``: the audiences data's sizes, then each one's own options."""
+    sizes = argparse.ArgumentParser(add_help=False)
+    sizes.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    for name, value in AUDIENCES_FULL.items():
+        sizes.add_argument(f"--{name}", type=int, default=value)
+    sizes.add_argument("--profile-audiences", type=int, default=200, help="customer 1's")
+    pages = sub.add_parser(
+        "pages", parents=[common, sizes], help="Target audiences page and profile, server time"
+    )
+    pages.add_argument("--runs", type=int, default=PAGES_FULL["runs"])
+    pages.add_argument("--requests", type=int, default=PAGES_FULL["requests"], help="per page")
+    api = sub.add_parser("api", parents=[common, sizes], help="API load on gunicorn")
+    api.add_argument("--duration", type=float, default=API_FULL["duration"], help="s per phase")
+    api.add_argument("--web", type=int, default=API_FULL["web"], help="gunicorn processes")
+    api.add_argument("--concurrency", type=int, default=API_FULL["concurrency"])
+    api.add_argument(
+        "--baseline-duration", type=float, default=API_FULL["baseline_duration"], help="s"
+    )
+
+
 def run_memory(session: Session, small: dict[str, Any], large_lines: int) -> None:
     large = run_import(session, ["sqlite"], large_lines, large_lines, 1)["sqlite"]
     result = memory.compare(small, large)
@@ -108,14 +224,25 @@ def cmd_segment(session: Session) -> None:
     run_segment(session, _engines(a.db), a.customers, a.runs, a.repeats)
 
 
+def cmd_campaign(session: Session) -> None:
+    a = session.args
+    run_campaign(session, _engines(a.db), a.customers, a.runs)
+
+
 def cmd_quick(session: Session) -> None:
     run_import(session, _engines(session.args.db), **QUICK)
     run_segment(session, _engines(session.args.db), **SEGMENT_QUICK)
+    run_audiences(
+        session, _engines(session.args.db), _audience_spec(AUDIENCES_QUICK), PAGES_QUICK, API_QUICK
+    )
 
 
 def cmd_full(session: Session) -> None:
     done = run_import(session, _engines(session.args.db), **FULL)
     run_segment(session, _engines(session.args.db), **SEGMENT_FULL)
+    run_audiences(
+        session, _engines(session.args.db), _audience_spec(AUDIENCES_FULL), PAGES_FULL, API_FULL
+    )
     if "sqlite" in done:
         run_memory(session, done["sqlite"], MEMORY_LARGE)
 
@@ -146,9 +273,14 @@ def parser() -> argparse.ArgumentParser:
     seg.add_argument(
         "--repeats", type=int, default=SEGMENT_FULL["repeats"], help="preview calls per run"
     )
+    camp = sub.add_parser("campaign", parents=[common], help="campaign: trigger → filter → add")
+    camp.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    camp.add_argument("--customers", type=int, default=CAMPAIGN["customers"])
+    camp.add_argument("--runs", type=int, default=CAMPAIGN["runs"])
+    _audience_parsers(sub, common)
     for name, text in (
-        ("quick", "import 200k lines + segments 200k customers, 3 runs"),
-        ("full", "1M x3 + segments 1M + 10M memory"),
+        ("quick", "import 200k lines + segments 200k customers, 3 runs + pages, API at 100k"),
+        ("full", "1M x3 + segments 1M + pages, API at 1M / 10M memberships + 10M memory"),
     ):
         one = sub.add_parser(name, parents=[common], help=text)
         one.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
@@ -161,6 +293,9 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "import": cmd_import,
     "segment": cmd_segment,
+    "campaign": cmd_campaign,
+    "pages": cmd_pages,
+    "api": cmd_api,
     "quick": cmd_quick,
     "full": cmd_full,
     "memory": cmd_memory,

@@ -7,12 +7,19 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import bench.__main__ as bench_cli
+from bench.api_child import Load, Record
+from bench.api_load import is_member
 from bench.baseline_import import SQLITE_PRAGMAS
 from bench.datagen import INVALID_VALUES, write_import_file
+from bench.datagen_audiences import RESERVED, AudienceSpec, plan
 from bench.import_bench import check_tagbase_report, expected_report
 from bench.measure import run_measured
+from bench.pages_bench import check as check_pages
+from bench.pages_child import PAGES
 from bench.segment_bench import SCENARIOS, check
 from bench.segment_child import PREVIEW_RULES, five_metrics
 
@@ -195,3 +202,91 @@ def test_a_segment_result_that_differs_from_the_plain_sql_one_is_refused():
         "job failed: boom",
     ]
     assert check("baseline", "remove", {**job, "changed": 8}, _Known(8, previews, 0), "a") == []
+
+
+# --- The pages and API benchmarks (bench/pages_bench.py, bench/api_load.py) -------------------
+
+
+def test_the_pages_and_api_benchmarks_run_on_sqlite_and_check_tagbase_against_the_sql(tmp_path):
+    # In this process and on one template, as `make bench` runs them: a tiny size keeps it short.
+    args = bench_cli.parser().parse_args(["pages", "--json", "--out", str(tmp_path)])
+    session = bench_cli.Session(args)
+    spec = AudienceSpec(customers=500, audiences=20, memberships=2000, profile_audiences=20)
+    pages_run = {"runs": 1, "requests": 2}
+    api_run = {"duration": 0.5, "web": 2, "concurrency": 2, "baseline_duration": 0.2}
+    bench_cli.run_audiences(session, ["sqlite"], spec, pages_run, api_run)
+    pages, api = session.results
+    assert [Path(f).name.split("-")[0] for f in session.saved] == ["pages", "api"]
+    assert json.loads(Path(session.saved[0]).read_text())["bars"] == pages["bars"]
+
+    assert pages["data"]["rows"]["audiences_membership"] == 2000
+    assert [r["kind"] for r in pages["runs"]] == ["baseline", "tagbase"]
+    for kind in ("baseline", "tagbase"):
+        for page in PAGES:
+            assert pages["summary"][kind]["pages"][page]["n"] == 2
+            assert pages["summary"][kind]["pages"][page]["p95"] > 0
+    shown = pages["runs"][1]["result"]["pages"]
+    assert len(shown["profile"]["shown"]["ids"]) == 20  # customer 1 is in every audience
+    assert shown["profile_none"]["shown"]["ids"] == []
+    assert pages["summary"]["queries"]["few"]["list"] > 0
+    assert len(pages["bars"]) == 8
+
+    phases = api["tagbase"]
+    assert set(phases) == {"read_rate", "read_max", "write_rate", "write_max"}
+    assert phases["read_max"]["requests"] > 0
+    assert phases["read_rate"]["statuses"].get("404", 0) > 0  # non-members were asked too
+    assert phases["write_max"]["memberships_added"] > 0  # and checked against the database
+    assert api["baseline"]["read"]["requests"] > 0
+    assert api["server"]["web_processes"] == 2
+    assert len(api["bars"]) == 5
+
+
+def test_the_generated_audiences_hold_exactly_the_planned_memberships():
+    spec = AudienceSpec(customers=1000, audiences=20, memberships=3000, profile_audiences=20)
+    planned = plan(spec, datetime(2026, 1, 1, tzinfo=UTC))
+    assert sum(a.members for a in planned) == 3000
+    assert sum(a.in_profile for a in planned) == 20 and sum(a.in_few for a in planned) == 10
+    for a in planned:
+        members = {a.member(k, spec.pool) for k in range(a.size)}
+        assert len(members) == a.size  # distinct
+        assert all(RESERVED < c <= spec.customers for c in members)
+        everyone = range(RESERVED + 1, spec.customers + 1)
+        assert {c for c in everyone if is_member(a, c, spec.pool)} == members
+    assert plan(spec, datetime(2026, 1, 1, tzinfo=UTC)) == planned  # deterministic
+
+
+def test_pages_that_show_other_audiences_than_the_sql_are_refused():
+    spec = AudienceSpec(customers=1000, audiences=3, memberships=100, profile_audiences=2)
+    rows = {"ids": [2, 1, 3], "counts": [10, 5, 85]}
+    baseline = {
+        "pages": {
+            "list": {"shown": rows},
+            "search": {"shown": {"ids": [1], "counts": [5]}},
+            "sort": {"shown": {"ids": [3, 2, 1], "counts": [85, 10, 5]}},
+            "profile": {"shown": {"ids": [2, 3], "counts": []}},
+        }
+    }
+    assert check_pages(json.loads(json.dumps(baseline)), baseline, spec) == []
+    wrong = json.loads(json.dumps(baseline))
+    wrong["pages"]["sort"]["shown"]["counts"] = [85, 5, 10]
+    wrong["pages"]["profile"]["shown"]["ids"] = [2]
+    problems = check_pages(wrong, baseline, spec)
+    assert len(problems) == 2
+    assert problems[0].startswith("sort: member counts shown [85, 5, 10]")
+    assert problems[1].startswith("profile: the page links audiences [2]")
+
+
+class _Args:
+    url, token, mode, rate, duration, concurrency = "http://127.0.0.1:1", "t", "read", 0.0, 1, 1
+
+
+def test_the_load_generator_counts_every_wrong_answer_and_lock():
+    plan_ = {"pairs": [[1, 5, 1], [1, 6, 0]]}
+    load = Load(_Args(), plan_)
+    rec = Record()
+    load._judge(rec, 0, 200, b'{"member": true, "set_at": "x", "operation_id": 1}')
+    load._judge(rec, 1, 404, b'{"error": {"code": "not_member"}}')
+    assert not rec.counts
+    load._judge(rec, 1, 200, b'{"member": true}')  # a non-member said to be one
+    load._judge(rec, 0, 500, b'{"error": {"message": "database is locked"}}')
+    assert rec.counts == {"wrong_answer": 1, "server_error": 1, "database_locked": 1}
