@@ -68,6 +68,8 @@ class ImportForm(forms.Form):
         choices=ACTION_CHOICES,
         initial=ImportAction.ADD.value,
         widget=forms.RadioSelect,
+        help_text="In mode 2 a line may say + or - in a third column; this is for lines that "
+        "do not.",
         error_messages=_choice_error("action", ACTION_CHOICES),
     )
     id_type = forms.ChoiceField(

@@ -11,13 +11,18 @@ Stages, each resumable by another worker after this one's lease expires:
    after the last committed line and nothing is counted twice.
 2. *resolve* — set-based SQL marks duplicates in the file, finds customers (not found,
    ambiguous) and audiences.
-3. *apply* — one ``audiences`` Operation per target audience through the one write path; each
-   target records its operation in the same transaction, so a resumed job never applies twice.
+3. *apply* — one ``audiences`` Operation per target (an audience and an action) through the
+   one write path; each target records its operation in the same transaction, so a resumed job
+   never applies twice.
 4. *report* — the final counters and the rejected-rows CSV.
 
+A per-row file may name each row's action in a third column (``+`` / ``-``): it then has up to
+two targets per audience, an add and a remove, and both pairs of counters are used.
+
 The accounting identity holds for every finished job:
-``rows_read = blank + invalid + duplicate_in_file + not_found + ambiguous + already_member + added``
-(remove mode: ``… + not_member + removed``).
+``rows_read = blank + invalid + duplicate_in_file + not_found + ambiguous + already_member +
+added + not_member + removed`` (a file that only adds has ``not_member = removed = 0``, and one
+that only removes ``already_member = added = 0``).
 """
 
 from __future__ import annotations
@@ -74,7 +79,12 @@ class ImportJob(models.Model):
     """One uploaded file and everything that happened to it (see the module docstring)."""
 
     mode = models.CharField(max_length=8, choices=ImportMode.choices)
-    action = models.CharField(max_length=8, choices=ImportAction.choices, default=ImportAction.ADD)
+    action = models.CharField(
+        max_length=8,
+        choices=ImportAction.choices,
+        default=ImportAction.ADD,
+        help_text="What every row does, except per-row rows that name their own (+ / -)",
+    )
     id_type = models.CharField(max_length=16)
     audience = models.ForeignKey(
         Audience,
@@ -189,12 +199,16 @@ class ImportJob(models.Model):
 
 
 class ImportTarget(models.Model):
-    """One audience an import changes: the chosen one (mode single) or each distinct name in the
-    file (mode per_row). ``operation`` is set in the same transaction as the change, so a
-    resumed job knows this target is done."""
+    """One change an import makes to one audience: the chosen audience (mode single) or each
+    distinct name in the file (mode per_row), with the action its rows ask for — a per-row file
+    that adds some customers to an audience and removes others has two targets for it.
+    ``operation`` is set in the same transaction as the change, so a resumed job knows this
+    target is done. ``changed`` / ``unchanged`` are the target's split of the report (added /
+    already members, or removed / not members): a preview's figures, then the applied ones."""
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="targets")
     key = models.CharField(max_length=200, help_text="Name key; '' in mode single")
+    action = models.CharField(max_length=8, choices=ImportAction.choices, default=ImportAction.ADD)
     name = models.CharField(max_length=200, help_text="First spelling seen in the file")
     audience = models.ForeignKey(
         Audience, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -203,12 +217,24 @@ class ImportTarget(models.Model):
     operation = models.ForeignKey(
         Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    changed = models.BigIntegerField(default=0, help_text="Added (add) or removed (remove)")
+    unchanged = models.BigIntegerField(
+        default=0, help_text="Already members (add) or not members (remove)"
+    )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["job", "key"], name="import_target_key")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "key", "action"], name="import_target_key_action"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.job_id}:{self.name}"
+        return f"{self.job_id}:{self.name}:{self.action}"
+
+    @property
+    def sign(self) -> str:
+        return "+" if self.action == ImportAction.ADD else "-"
 
 
 class RowStatus(models.TextChoices):
@@ -236,6 +262,14 @@ class ImportRow(models.Model):
     raw = models.TextField(null=True, blank=True, help_text="The record as in the file")
     target_key = models.CharField(max_length=200, default="")
     customer_id = models.BigIntegerField(null=True, blank=True)
+    # Nullable without a default, so that adding it keeps the SQLite table WITHOUT ROWID (an
+    # ALTER TABLE ADD COLUMN, not a rebuild) and single-mode rows stage nothing more.
+    sign = models.CharField(
+        max_length=1,
+        null=True,
+        blank=True,
+        help_text="Per-row: + or - as the row said; NULL: the job's action",
+    )
 
     def __str__(self) -> str:
         return f"{self.job_id}:{self.line}"

@@ -218,13 +218,12 @@ def parse_file(job: ImportJob, owner: str, progress: Progress | None = None) -> 
             encoding=dialect.encoding_label,
             delimiter=_delimiter_label(dialect.delimiter),
         )
-    targets = {t.key: t.name for t in ImportTarget.objects.filter(job=job)}
+    targets = _Targets(job)
     parse = row_rules.parse_single if job.mode == ImportMode.SINGLE else row_rules.parse_per_row
     region = settings.TAGBASE_DEFAULT_PHONE_REGION
     batch: list[tuple] = []  # type: ignore[type-arg]
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    new_targets: dict[str, str] = {}
     seen_first = job.checkpoint_line > 0 or job.rows_read > 0 or job.has_header
     last_line = job.checkpoint_line
     bytes_done = [job.bytes_done]
@@ -255,25 +254,33 @@ def parse_file(job: ImportJob, owner: str, progress: Progress | None = None) -> 
             seen_first = True
             counts["rows_read"] += 1
             batch.append(
-                (job_pk, record.line, "ok", "", value, None, "", int(value) if as_id else None)
+                (
+                    job_pk,
+                    record.line,
+                    "ok",
+                    "",
+                    value,
+                    None,
+                    "",
+                    int(value) if as_id else None,
+                    None,
+                )
             )
         else:
             seen_first = True
             counts["rows_read"] += 1
-            staged = _stage_row(job, record, parse, region, reasons, targets, new_targets)
+            staged = _stage_row(job, record, parse, region, reasons, targets)
             if staged is None:
                 counts["blank"] += 1
             else:
                 batch.append(staged)
         if len(batch) >= batch_rows:
-            _commit_batch(job, owner, batch, counts, reasons, new_targets, last_line, bytes_done[0])
-            batch, counts, reasons, new_targets = [], Counter(), Counter(), {}
+            _commit_batch(job, owner, batch, counts, reasons, targets, last_line, bytes_done[0])
+            batch, counts, reasons = [], Counter(), Counter()
             _check_cancel(job)
             if progress:
                 progress(job)
-    _commit_batch(
-        job, owner, batch, counts, reasons, new_targets, last_line, job.size_bytes, done=True
-    )
+    _commit_batch(job, owner, batch, counts, reasons, targets, last_line, job.size_bytes, done=True)
     if job.rows_read == job.blank:
         raise csvread.FileRejected(
             "NO_DATA_ROWS",
@@ -283,42 +290,116 @@ def parse_file(job: ImportJob, owner: str, progress: Progress | None = None) -> 
         )
 
 
-def _stage_row(job, record, parse, region, reasons, targets, new_targets) -> tuple | None:  # type: ignore[no-untyped-def, type-arg]
+class _Targets:
+    """The targets a per-row file names while it is read: each audience name (its first
+    spelling) and each (name key, action) pair, with the pairs not yet stored. Starts from the
+    stored ones, so a resumed job continues where it left off."""
+
+    def __init__(self, job: ImportJob) -> None:
+        self.default_sign = _job_sign(job)
+        self.names: dict[str, str] = {}
+        self.pairs: set[tuple[str, str]] = set()
+        for target in ImportTarget.objects.filter(job=job):
+            self.names.setdefault(target.key, target.name)
+            self.pairs.add((target.key, target.action))
+        self.new: dict[tuple[str, str], str] = {}
+
+    def see(self, parsed: row_rules.Parsed, line: int) -> None:
+        key = parsed.target_key
+        action = (
+            ImportAction.ADD if (parsed.sign or self.default_sign) == "+" else ImportAction.REMOVE
+        )
+        if (key, action) in self.pairs:
+            return
+        if key not in self.names:
+            if len(self.names) >= settings.TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE:
+                raise csvread.FileRejected(
+                    "TOO_MANY_AUDIENCES",
+                    f"The file names more than {settings.TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE} "
+                    "different audiences (TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE).",
+                    line=line,
+                    offset=None,
+                )
+            self.names[key] = parsed.target_name
+        self.pairs.add((key, action))
+        self.new[(key, action)] = self.names[key]
+
+    def take_new(self) -> list[ImportTarget]:
+        new, self.new = self.new, {}
+        return [ImportTarget(key=k, action=a, name=n) for (k, a), n in new.items()]
+
+
+def _job_sign(job: ImportJob) -> str:
+    return "+" if job.action == ImportAction.ADD else "-"
+
+
+def _stage_row(job, record, parse, region, reasons, targets) -> tuple | None:  # type: ignore[no-untyped-def, type-arg]
     if record.issue:
         reasons[record.issue] += 1
-        return (job.pk, record.line, RowStatus.INVALID, record.issue, None, record.text, "", None)
+        return (
+            job.pk,
+            record.line,
+            RowStatus.INVALID,
+            record.issue,
+            None,
+            record.text,
+            "",
+            None,
+            None,
+        )
     parsed = parse(record.fields, job.id_type, region)
     if parsed.kind == "blank":
         return None
+    if parsed.kind == "single_mode_sign":
+        raise csvread.FileRejected(
+            "ACTION_COLUMN_IN_SINGLE_MODE",
+            f"Line {record.line}, column {parsed.column} holds an add/remove sign "
+            f"({parsed.sign}): mode single reads one column of identifiers. Import this file "
+            "in per-row mode (identifier; audience name; + or -).",
+            line=record.line,
+            offset=None,
+        )
     if parsed.kind == "invalid":
         reasons[parsed.reason] += 1
-        return (job.pk, record.line, RowStatus.INVALID, parsed.reason, None, record.text, "", None)
+        return (
+            job.pk,
+            record.line,
+            RowStatus.INVALID,
+            parsed.reason,
+            None,
+            record.text,
+            "",
+            None,
+            None,
+        )
     key = parsed.target_key
-    if job.mode == ImportMode.PER_ROW and key not in targets:
-        if len(targets) >= settings.TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE:
-            raise csvread.FileRejected(
-                "TOO_MANY_AUDIENCES",
-                f"The file names more than {settings.TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE} "
-                "different audiences (TAGBASE_IMPORT_MAX_AUDIENCES_PER_FILE).",
-                line=record.line,
-                offset=None,
-            )
-        targets[key] = parsed.target_name
-        new_targets[key] = parsed.target_name
+    if job.mode == ImportMode.PER_ROW:
+        targets.see(parsed, record.line)
     customer_id = int(parsed.value) if job.id_type == "sc_id" else None  # type: ignore[arg-type]
     raw = None if record.text == parsed.value else record.text
-    return (job.pk, record.line, RowStatus.CANDIDATE, "", parsed.value, raw, key, customer_id)
+    return (
+        job.pk,
+        record.line,
+        RowStatus.CANDIDATE,
+        "",
+        parsed.value,
+        raw,
+        key,
+        customer_id,
+        parsed.sign,
+    )
 
 
 def _commit_batch(
-    job, owner, batch, counts, reasons, new_targets, last_line, bytes_done, done=False
+    job, owner, batch, counts, reasons, targets, last_line, bytes_done, done=False
 ) -> None:  # type: ignore[no-untyped-def]
     with transaction.atomic():
         staging.insert_rows(batch)
+        new_targets = targets.take_new()
         if new_targets:
-            ImportTarget.objects.bulk_create(
-                [ImportTarget(job=job, key=k, name=n) for k, n in new_targets.items()]
-            )
+            for target in new_targets:
+                target.job = job
+            ImportTarget.objects.bulk_create(new_targets)
         merged = Counter(job.invalid_by_reason) + reasons
         fields: dict[str, object] = {
             "rows_read": F("rows_read") + counts["rows_read"],
@@ -348,15 +429,15 @@ def resolve(job: ImportJob, owner: str) -> None:
     a crash starts from the same staged rows)."""
     with transaction.atomic():
         staging.resolve_customers(job.pk, job.id_type)
+        conflicts = _mark_conflicts(job)
         _mark_duplicates(job)
         staging.classify_unresolved(job.pk)
         _ensure_single_target(job)
         _match_targets(job)
-        new_names = [t.name for t in job.targets.all() if t.audience_id is None]
-        if (
-            job.action == ImportAction.ADD
-            and len(new_names) > settings.TAGBASE_IMPORT_MAX_NEW_AUDIENCES
-        ):
+        new_names = {
+            t.key for t in job.targets.all() if t.action == ImportAction.ADD and not t.audience_id
+        }
+        if len(new_names) > settings.TAGBASE_IMPORT_MAX_NEW_AUDIENCES:
             raise csvread.FileRejected(
                 "TOO_MANY_NEW_AUDIENCES",
                 f"The file would create {len(new_names)} new audiences; the limit is "
@@ -370,6 +451,12 @@ def resolve(job: ImportJob, owner: str) -> None:
             "not_found": by_status.get(RowStatus.NOT_FOUND, 0),
             "ambiguous": by_status.get(RowStatus.AMBIGUOUS, 0),
         }
+        if conflicts:
+            # Rows refused for what the whole file says, not for what they say alone: counted
+            # as invalid (with their reason) here, after every row has been read.
+            by_reason = Counter(job.invalid_by_reason)
+            by_reason["conflicting_action"] += conflicts
+            fields.update(invalid=job.invalid + conflicts, invalid_by_reason=dict(by_reason))
         if job.dry_run:
             fields.update(_preview_counts(job))
             fields.update(status=ImportStatus.PREVIEWED, stage=Stage.APPLY)
@@ -377,6 +464,20 @@ def resolve(job: ImportJob, owner: str) -> None:
         else:
             fields.update(status=ImportStatus.APPLYING, stage=Stage.APPLY)
         _save(job, owner, **fields)
+
+
+def _mark_conflicts(job: ImportJob) -> int:
+    """Per-row files that both add to and remove from an audience: the rows of a customer the
+    file adds and removes there are refused (``staging.mark_conflicts``). Files where no
+    audience has both actions skip the query."""
+    if job.mode != ImportMode.PER_ROW:
+        return 0
+    actions: dict[str, set[str]] = {}
+    for key, action in job.targets.values_list("key", "action"):
+        actions.setdefault(key, set()).add(action)
+    if all(len(both) < 2 for both in actions.values()):
+        return 0
+    return staging.mark_conflicts(job.pk, _job_sign(job))
 
 
 def _mark_duplicates(job: ImportJob) -> None:
@@ -408,7 +509,10 @@ def _ensure_single_target(job: ImportJob) -> None:
     if job.mode != ImportMode.SINGLE:
         return
     ImportTarget.objects.get_or_create(
-        job=job, key="", defaults={"name": job.audience_name, "audience_id": job.audience_id}
+        job=job,
+        key="",
+        action=job.action,
+        defaults={"name": job.audience_name, "audience_id": job.audience_id},
     )
 
 
@@ -433,28 +537,42 @@ def _key(name: str) -> str:
     return audience_name_key(name) if name else ""
 
 
+def _signs(job: ImportJob, target: ImportTarget) -> staging.Signs:
+    """Which staged rows are this target's: all of its audience's (mode single), or those
+    whose action — their own, or the job's — is the target's."""
+    return None if job.mode == ImportMode.SINGLE else (target.sign, _job_sign(job))
+
+
 def _preview_counts(job: ImportJob) -> dict[str, object]:
-    """What applying would do now: per target, candidates split into members / not members."""
-    members = candidates = 0
+    """What applying would do now: per target, candidates split into members / not members
+    (stored on the target for the per-audience report), and the job's totals."""
+    totals: Counter[str] = Counter()
     would_create = []
-    for target in job.targets.all():
-        n = staging.count_candidates(job.pk, target.key)
+    targets = list(job.targets.order_by("key", "action"))
+    for target in targets:
+        signs = _signs(job, target)
+        n = staging.count_candidates(job.pk, target.key, signs)
         m = (
-            staging.count_members_among_candidates(job.pk, target.key, target.audience_id)
+            staging.count_members_among_candidates(job.pk, target.key, target.audience_id, signs)
             if target.audience_id
             else 0
         )
-        candidates += n
-        members += m
-        if target.audience_id is None and job.action == ImportAction.ADD and n:
-            would_create.append(target.name)
-    if job.action == ImportAction.ADD:
-        return {
-            "already_member": members,
-            "added": candidates - members,
-            "audiences_created": would_create,
-        }
-    return {"removed": members, "not_member": candidates - members, "audiences_created": []}
+        if target.action == ImportAction.ADD:
+            target.changed, target.unchanged = n - m, m
+            totals.update(added=n - m, already_member=m)
+            if target.audience_id is None and n:
+                would_create.append(target.name)
+        else:
+            target.changed, target.unchanged = m, n - m
+            totals.update(removed=m, not_member=n - m)
+    ImportTarget.objects.bulk_update(targets, ["changed", "unchanged"], batch_size=1000)
+    return {
+        "already_member": totals["already_member"],
+        "added": totals["added"],
+        "removed": totals["removed"],
+        "not_member": totals["not_member"],
+        "audiences_created": would_create,
+    }
 
 
 # --- Stage 3: apply -------------------------------------------------------------------------
@@ -464,7 +582,7 @@ def apply(job: ImportJob, owner: str, progress: Progress | None = None) -> None:
     """One operation per target through the audiences write path; each target's operation is
     recorded in the same transaction as the change, so a resumed job skips finished targets."""
     actor = _actor(job)
-    for target in job.targets.filter(operation__isnull=True).order_by("key"):
+    for target in job.targets.filter(operation__isnull=True).order_by("key", "action"):
         _check_cancel(job)
         with transaction.atomic():
             ImportJob.objects.select_for_update().filter(pk=job.pk).first()
@@ -477,10 +595,14 @@ def apply(job: ImportJob, owner: str, progress: Progress | None = None) -> None:
 
 
 def _apply_target(job: ImportJob, target: ImportTarget, actor: Actor) -> None:
-    candidates = staging.count_candidates(job.pk, target.key)
+    signs = _signs(job, target)
+    candidates = staging.count_candidates(job.pk, target.key, signs)
     if target.audience_id is None:
-        if job.action == ImportAction.REMOVE or not candidates:
-            return  # nothing to remove from a missing audience; nothing to create empty
+        if target.action == ImportAction.REMOVE or not candidates:
+            # Nothing to remove from a missing audience (its rows count as not members: see
+            # ``report``); nothing to create empty. A per-row file's add rows may create the
+            # audience meanwhile: its remove rows still count as not members, as previewed.
+            return
         audience, created = audience_services.get_or_create_audience(
             target.name or job.audience_name, actor=actor
         )
@@ -489,23 +611,29 @@ def _apply_target(job: ImportJob, target: ImportTarget, actor: Actor) -> None:
         if job.mode == ImportMode.SINGLE:
             ImportJob.objects.filter(pk=job.pk).update(audience=audience)
             job.audience = audience
-    sql, params = staging.candidates_sql(job.pk, target.key)
-    # Duplicates were marked in the resolve stage: each candidate is a different customer.
+    sql, params = staging.candidates_sql(job.pk, target.key, signs)
+    # Duplicates and conflicts were marked in the resolve stage: each candidate is a different
+    # customer, and no customer is both added to and removed from one audience.
     selection = audience_services.CustomerSelection(sql, params, distinct=True)
     change = (
         audience_services.add_customers_to_audience
-        if job.action == ImportAction.ADD
+        if target.action == ImportAction.ADD
         else audience_services.remove_customers_from_audience
     )
     assert target.audience_id is not None  # set above, or the target had its audience already
-    target.operation = change(
+    op = change(
         target.audience_id,
         selection,
         actor=actor,
         kind=OperationKind.IMPORT,
         source_ref=f"import:{job.pk}",
     )
-    target.save(update_fields=["audience", "created_audience", "operation"])
+    target.operation = op
+    if target.action == ImportAction.ADD:
+        target.changed, target.unchanged = op.added, op.already_member
+    else:
+        target.changed, target.unchanged = op.removed, op.not_member
+    target.save(update_fields=["audience", "created_audience", "operation", "changed", "unchanged"])
 
 
 def _actor(job: ImportJob) -> Actor:
@@ -531,8 +659,12 @@ def report(job: ImportJob, owner: str) -> None:
                     not_member=op.not_member,
                     vanished=op.not_found,
                 )
-            elif job.action == ImportAction.REMOVE:
-                totals["not_member"] += staging.count_candidates(job.pk, target.key)
+            elif target.action == ImportAction.REMOVE:
+                # The audience did not exist when the file was resolved: none were members.
+                n = staging.count_candidates(job.pk, target.key, _signs(job, target))
+                totals["not_member"] += n
+                if (target.changed, target.unchanged) != (0, n):
+                    ImportTarget.objects.filter(pk=target.pk).update(changed=0, unchanged=n)
             if target.created_audience:
                 created.append(target.name)
         rejects = _write_rejects(job)

@@ -1,6 +1,7 @@
 """Every reason code an import can give, file-level and row-level, with its message.
 
-docs/imports.md lists the same codes; tests/test_docs.py checks that it does.
+docs/imports.md lists the same codes with the same messages; tests/test_reason_docs.py checks
+that it does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ NAME_REASONS = {
     "name_type": "The audience name is not text.",
 }
 
+# Row-level reasons that only the whole file can give (found after every row has been read).
+FILE_WIDE_ROW_REASONS = {
+    "conflicting_action": "Per-row mode: the file both adds this customer to this audience and "
+    "removes them from it (on this line and another); none of those lines is applied.",
+}
+
 RESULT_REASONS = {
     "duplicate_in_file": "The same customer appears earlier in the file.",
     "not_found": "No customer has this identifier.",
@@ -25,6 +32,8 @@ PIPELINE_FILE_REASONS = {
     "NO_DATA_ROWS": "The file has no data rows (empty, blank lines or a header only).",
     "TOO_MANY_AUDIENCES": "Per-row mode: the file names more audiences than allowed.",
     "TOO_MANY_NEW_AUDIENCES": "Per-row mode: the file would create more audiences than allowed.",
+    "ACTION_COLUMN_IN_SINGLE_MODE": "Mode single: a row has an add/remove column (+ or -), which "
+    "only per-row mode reads.",
     "TOO_LARGE": "The upload is larger than TAGBASE_IMPORT_MAX_BYTES.",
     "INTERNAL": "The import stopped on an unexpected error; nothing of it stays applied.",
 }
@@ -36,6 +45,7 @@ def row_reasons() -> dict[str, str]:
     merged.update(csvread.ROW_ISSUE_CODES)
     merged.update(NAME_REASONS)
     merged.update(ROW_REASONS)
+    merged.update(FILE_WIDE_ROW_REASONS)
     return merged
 
 

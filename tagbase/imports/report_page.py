@@ -61,6 +61,8 @@ FILE_ADVICE = {
     "TOO_MANY_AUDIENCES": "Check that the second column holds audience names, or split the file.",
     "TOO_MANY_NEW_AUDIENCES": "Check that the second column holds audience names, or split the "
     "file, or create the audiences first.",
+    "ACTION_COLUMN_IN_SINGLE_MODE": "Import the file again in the mode “Assign each customer the "
+    "target audience specified in the file”: each line is identifier; audience name; + or -.",
     "INTERNAL": "Try again. If it happens again, give an administrator the import number.",
 }
 
@@ -113,9 +115,22 @@ PREVIEW_WORDS = {
 }
 
 
+def actions_used(job: ImportJob) -> list[str]:
+    """The job's action, and the other one too when some rows of a per-row file asked for it
+    (a third column, + / -) and got that far."""
+    if job.action == ImportAction.ADD:
+        other = job.not_member + job.removed
+        return [ImportAction.ADD, ImportAction.REMOVE] if other else [ImportAction.ADD]
+    other = job.already_member + job.added
+    return [ImportAction.ADD, ImportAction.REMOVE] if other else [ImportAction.REMOVE]
+
+
 def counters(job: ImportJob) -> list[Counter]:
-    """The outcome of every data row, in the order of the accounting identity."""
-    terms = REJECTION_TERMS + (ADD_TERMS if job.action == ImportAction.ADD else REMOVE_TERMS)
+    """The outcome of every data row, in the order of the accounting identity (the counters of
+    an action no row asked for are left out: they are 0)."""
+    terms = list(REJECTION_TERMS)
+    for action in actions_used(job):
+        terms += ADD_TERMS if action == ImportAction.ADD else REMOVE_TERMS
     preview = job.status == ImportStatus.PREVIEWED
     rows = []
     for key, label, meaning, color in terms:
@@ -195,15 +210,22 @@ def duration(job: ImportJob) -> timedelta | None:
     return job.finished_at - (job.started_at or job.created_at)
 
 
+def changes_text(job: ImportJob, *, preview: bool = False) -> str:
+    """``3 added`` / ``1 removed`` / ``3 added, 1 removed`` (``would be …`` for a preview)."""
+    parts = []
+    for action in actions_used(job):
+        n, verb = (job.added, "added") if action == ImportAction.ADD else (job.removed, "removed")
+        parts.append(f"{n:,} would be {verb}" if preview else f"{n:,} {verb}")
+    return ", ".join(parts)
+
+
 def finished_message(job: ImportJob) -> tuple[str, str]:
     """(level, text) of the toast shown when a job the user is watching comes to rest."""
-    changed = job.added if job.action == ImportAction.ADD else job.removed
-    verb = "added" if job.action == ImportAction.ADD else "removed"
     if job.status == ImportStatus.PREVIEWED:
-        return "info", f"Preview of import #{job.pk} is ready: {changed:,} would be {verb}."
+        return "info", f"Preview of import #{job.pk} is ready: {changes_text(job, preview=True)}."
     if job.is_successful:
         rejected = f", {job.rejected_rows:,} rows rejected" if job.rejected_rows else ""
-        return "success", f"Import #{job.pk} finished: {changed:,} {verb}{rejected}."
+        return "success", f"Import #{job.pk} finished: {changes_text(job)}{rejected}."
     if job.status == ImportStatus.REJECTED:
         return "error", f"Import #{job.pk} was refused: {job.error_message}"
     if job.status == ImportStatus.FAILED:

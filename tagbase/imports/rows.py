@@ -3,13 +3,16 @@
 The documented file shapes (see docs/imports.md):
 - mode ``single``: one identifier per record; a record may end with ``;`` or ``.``
   (``123;`` and ``245.`` both mean the identifier without its terminator);
-- mode ``per_row``: ``identifier; audience name`` per record.
+- mode ``per_row``: ``identifier; audience name`` per record, optionally with a third column
+  saying whether the row adds or removes (``+`` / ``-``, or ``add`` / ``remove``; empty means the
+  import's action), so that one file can add some customers and remove others.
 Values are normalised by ``tagbase.lib.identifiers``; audience names by ``tagbase.lib.names``.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +24,14 @@ from tagbase.lib.names import InvalidName, audience_name_key, clean_audience_nam
 ROW_REASONS = {
     "extra_columns": "The row has more columns than the mode allows.",
     "audience_name_empty": "Per-row mode: the audience name is missing.",
+    "action_invalid": "Per-row mode: the third column must be + or - (or add / remove), "
+    "or empty for the import's action.",
 }
+
+# The third column of a per-row file: a row's own action. Compared after NFKC (full-width
+# signs), trimming and case-folding; U+2212 is the minus sign a word processor may put in.
+ADD, REMOVE = "+", "-"
+SIGNS = {"+": ADD, "add": ADD, "-": REMOVE, "\u2212": REMOVE, "remove": REMOVE}
 
 # First-row words that mark a header line, compared case-insensitively.
 HEADER_WORDS = frozenset(
@@ -51,6 +61,9 @@ HEADER_WORDS = frozenset(
         "tag",
         "target_audience",
         "name",
+        "action",
+        "sign",
+        "+/-",
         "ид",
         "идентификатор",
         "клиент",
@@ -65,6 +78,7 @@ HEADER_WORDS = frozenset(
         "аудитория",
         "тег",
         "название",
+        "действие",
     ]
 )
 
@@ -77,6 +91,8 @@ class Parsed:
     message: str = ""
     target_name: str = ""  # per_row: the audience name as written (NFC, trimmed)
     target_key: str = ""  # per_row: its key
+    sign: str | None = None  # per_row: "+" or "-" when the row names its action, else None
+    column: int = 0  # kind "single_mode_sign": the 1-based column holding the sign
 
 
 BLANK = Parsed("blank")
@@ -96,10 +112,21 @@ def _strip_terminator(value: str) -> str:
     return value
 
 
+def sign_of(cell: str) -> str | None:
+    """``+`` or ``-`` for a cell that names an action (``+``, ``-``, ``add``, ``remove``, any
+    case, full-width signs), else None."""
+    return SIGNS.get(unicodedata.normalize("NFKC", cell).strip().casefold())
+
+
 def parse_single(fields: list[str], id_type: str, region: str) -> Parsed:
     # Padding may look like empty columns (a TAB before the id in a TAB-detected file, the
     # ";" terminator): only cells with content count.
     filled = [f for f in fields if f.strip()]
+    if len(filled) > 1 and sign_of(filled[-1]) is not None:
+        # A per-row add/remove file imported in the wrong mode: the whole file is refused
+        # (kind "single_mode_sign"), since its rows mean something this mode cannot do.
+        column = max(i for i, f in enumerate(fields) if f.strip()) + 1
+        return Parsed("single_mode_sign", column=column, sign=sign_of(filled[-1]))
     if len(filled) > 1:
         return Parsed(
             "invalid",
@@ -116,18 +143,21 @@ def parse_single(fields: list[str], id_type: str, region: str) -> Parsed:
 
 
 def parse_per_row(fields: list[str], id_type: str, region: str) -> Parsed:
+    """``identifier; audience name[; + or -]``. The identifier is checked first, then the name,
+    then the action, so a row gets the reason of its first bad column."""
     fields = _trim_trailing_empty(fields)
-    if len(fields) > 2:
+    if len(fields) > 3:
         return Parsed(
             "invalid",
             reason="extra_columns",
-            message=f"Expected two columns (identifier; audience name); found {len(fields)}.",
+            message=f"Expected at most three columns (identifier; audience name; + or -); "
+            f"found {len(fields)}.",
         )
     try:
         value = normalize(id_type, fields[0].strip(), phone_region=region)
     except InvalidIdentifier as exc:
         return Parsed("invalid", reason=exc.code, message=exc.message)
-    name_field = fields[1] if len(fields) == 2 else ""
+    name_field = fields[1] if len(fields) >= 2 else ""
     if not name_field.strip():
         return Parsed(
             "invalid",
@@ -138,7 +168,22 @@ def parse_per_row(fields: list[str], id_type: str, region: str) -> Parsed:
         name = clean_audience_name(name_field)
     except InvalidName as exc:
         return Parsed("invalid", reason=exc.code, message=exc.message)
-    return Parsed("candidate", value=value, target_name=name, target_key=audience_name_key(name))
+    sign = None
+    if len(fields) == 3 and fields[2].strip():
+        sign = sign_of(fields[2])
+        if sign is None:
+            return Parsed(
+                "invalid",
+                reason="action_invalid",
+                message="The third column must be + or - (or add / remove), or empty.",
+            )
+    return Parsed(
+        "candidate",
+        value=value,
+        target_name=name,
+        target_key=audience_name_key(name),
+        sign=sign,
+    )
 
 
 def looks_like_header(fields: list[str]) -> bool:

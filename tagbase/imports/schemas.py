@@ -1,15 +1,15 @@
 """Request and response shapes of the imports API (docs/api.md, docs/imports.md).
 
-The report schemas list exactly the keys of ``tagbase.imports.queries.job_report`` (one report
-for the UI, the API and the CLI), plus ``links``. The add and remove reports differ in two
-counters, so the report is a union discriminated by ``action``.
+The report schema lists exactly the keys of ``tagbase.imports.queries.job_report`` (one report
+for the UI, the API and the CLI), plus ``links``. Every report carries the add counters and the
+remove counters: a per-row file may add some customers and remove others (a third column).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from ninja import Field, Schema
 from pydantic import BaseModel, ValidationInfo, field_validator
@@ -39,7 +39,11 @@ class ImportForm(BaseModel):
         ImportMode.SINGLE,
         description="single: one audience for the whole file; per_row: `identifier; audience`",
     )
-    action: Literal["add", "remove"] = Field("add", description="Add to or remove from")
+    action: Literal["add", "remove"] = Field(
+        "add",
+        description="Add to or remove from. In per_row mode a row may name its own action in a "
+        "third column (`+` / `-`); this is the action of rows that do not.",
+    )
     id_type: IdType = Field(description="What the identifiers in the file are")
     audience: str = Field(
         "",
@@ -119,13 +123,31 @@ class ImportLinks(Schema):
     undo: str | None = Field(description="Undo a finished import (once)")
 
 
-class _ImportReport(Schema):
+class ImportAudienceOut(Schema):
+    """One audience of an import and what the file's rows did to it."""
+
+    audience_id: int | None = Field(description="Null while it is still to be created")
+    name: str = Field(description="As in the file (first spelling), or as chosen (mode single)")
+    created: bool = Field(description="The import created it")
+    already_member: int = Field(description="Add rows: were members already")
+    added: int = Field(description="Add rows: became members")
+    not_member: int = Field(description="Remove rows: were not members")
+    removed: int = Field(description="Remove rows: stopped being members")
+    operations: list[int] = Field(description="Its audience operations: one per action applied")
+
+
+class ImportOut(Schema):
+    """The import report. For every import ``rows_read = blank + invalid + duplicate_in_file +
+    not_found + ambiguous + already_member + added + not_member + removed``."""
+
     job_id: int
     status: ImportStatus
     stage: Stage
     progress: int = Field(description="0-100")
     mode: ImportMode
-    action: Literal["add", "remove"] = Field(description="Decides which counters follow")
+    action: Literal["add", "remove"] = Field(
+        description="The action of every row that does not name its own (per_row: + / -)"
+    )
     identifier_type: IdType
     audience_id: int | None = Field(description="Mode single: the audience, once it exists")
     audience: str | None = Field(description="Mode single: the audience's name")
@@ -143,9 +165,10 @@ class _ImportReport(Schema):
     duplicate_in_file: int
     not_found: int
     ambiguous: int
-
-
-class _ImportReportTail(Schema):
+    already_member: int = Field(description="Add rows: were members already")
+    added: int = Field(description="Add rows: became members")
+    not_member: int = Field(description="Remove rows: were not members")
+    removed: int = Field(description="Remove rows: stopped being members")
     audiences_created: list[str] = Field(description="New audiences (or, previewed: to create)")
     rejected_rows: int = Field(description="invalid + duplicate_in_file + not_found + ambiguous")
     error: ImportErrorOut | None = Field(description="Why the file was rejected or failed")
@@ -159,35 +182,10 @@ class _ImportReportTail(Schema):
     )
     timings: dict[str, float] = Field(description="Seconds spent per stage (parse, resolve…)")
     operations: list[int] = Field(description="The audience operations the import applied")
+    audiences: list[ImportAudienceOut] = Field(
+        description="Per audience, by name: what its add and remove rows did"
+    )
     links: ImportLinks
-
-
-class _AddCounters(Schema):
-    already_member: int = Field(description="Were members already")
-    added: int = Field(description="Became members")
-
-
-class _RemoveCounters(Schema):
-    not_member: int = Field(description="Were not members")
-    removed: int = Field(description="Stopped being members")
-
-
-# Bases are listed last-first so that the fields come in the report's order.
-class ImportAddOut(_ImportReportTail, _AddCounters, _ImportReport):
-    """An add import. ``rows_read = blank + invalid + duplicate_in_file + not_found +
-    ambiguous + already_member + added``."""
-
-    action: Literal["add"]
-
-
-class ImportRemoveOut(_ImportReportTail, _RemoveCounters, _ImportReport):
-    """A remove import. ``rows_read = blank + invalid + duplicate_in_file + not_found +
-    ambiguous + not_member + removed``."""
-
-    action: Literal["remove"]
-
-
-ImportOut = Annotated[ImportAddOut | ImportRemoveOut, Field(discriminator="action")]
 
 
 class ImportPage(Schema):

@@ -15,7 +15,27 @@ from django.db import connection
 from tagbase.lib.sqlbits import is_postgres
 
 T = "imports_importrow"
-COLUMNS = ("job_id", "line", "status", "reason", "value", "raw", "target_key", "customer_id")
+COLUMNS = (
+    "job_id",
+    "line",
+    "status",
+    "reason",
+    "value",
+    "raw",
+    "target_key",
+    "customer_id",
+    "sign",
+)
+# Which of a job's rows a target takes: (the target's sign, the job's sign for rows that name
+# none), or None for every row (mode single, where no row names its action).
+Signs = tuple[str, str] | None
+
+
+def _sign_filter(signs: Signs, alias: str = "") -> tuple[str, list[str]]:
+    if signs is None:
+        return "", []
+    return f" AND COALESCE({alias}sign, %s) = %s", [signs[1], signs[0]]
+
 
 # Per identifier type: a scalar subquery giving the matching customer id, or -1 when several
 # customers match. Column and table names are constants.
@@ -148,38 +168,66 @@ def mark_duplicates(job_id: int, column: str, *, unresolved_only: bool = False) 
         return cur.rowcount
 
 
+def mark_conflicts(job_id: int, default_sign: str) -> int:
+    """Per-row files with a + / - column: every candidate row of a customer that the file both
+    adds to and removes from the same audience becomes ``invalid`` with the reason
+    ``conflicting_action`` — none of them is applied, whatever their order, since either
+    reading of the file could be the one meant. Returns how many rows it marked."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"UPDATE {T} SET status = 'invalid', reason = 'conflicting_action' "
+            "WHERE job_id = %s AND status = 'ok' AND customer_id > 0 "
+            "AND (target_key, customer_id) IN ("
+            f"SELECT target_key, customer_id FROM {T} "
+            "WHERE job_id = %s AND status = 'ok' AND customer_id > 0 "
+            "GROUP BY target_key, customer_id "
+            "HAVING MIN(COALESCE(sign, %s)) <> MAX(COALESCE(sign, %s)))",
+            [job_id, job_id, default_sign, default_sign],
+        )
+        return cur.rowcount
+
+
 def count_by_status(job_id: int) -> dict[str, int]:
     with connection.cursor() as cur:
         cur.execute(f"SELECT status, COUNT(*) FROM {T} WHERE job_id = %s GROUP BY status", [job_id])
         return {status: int(n) for status, n in cur.fetchall()}
 
 
-def count_candidates(job_id: int, target_key: str) -> int:
+def count_candidates(job_id: int, target_key: str, signs: Signs = None) -> int:
+    where, params = _sign_filter(signs)
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT COUNT(*) FROM {T} WHERE job_id = %s AND target_key = %s AND status = 'ok'",
-            [job_id, target_key],
+            f"SELECT COUNT(*) FROM {T} WHERE job_id = %s AND target_key = %s AND status = 'ok'"
+            + where,
+            [job_id, target_key, *params],
         )
         return int(cur.fetchone()[0])
 
 
-def count_members_among_candidates(job_id: int, target_key: str, audience_id: int) -> int:
+def count_members_among_candidates(
+    job_id: int, target_key: str, audience_id: int, signs: Signs = None
+) -> int:
     """For a preview: how many candidates of a target are members of its audience now."""
+    where, params = _sign_filter(signs, "r.")
     with connection.cursor() as cur:
         cur.execute(
             f"SELECT COUNT(*) FROM {T} r JOIN audiences_membership m "
             "ON m.audience_id = %s AND m.customer_id = r.customer_id "
-            "WHERE r.job_id = %s AND r.target_key = %s AND r.status = 'ok'",
-            [audience_id, job_id, target_key],
+            "WHERE r.job_id = %s AND r.target_key = %s AND r.status = 'ok'" + where,
+            [audience_id, job_id, target_key, *params],
         )
         return int(cur.fetchone()[0])
 
 
-def candidates_sql(job_id: int, target_key: str) -> tuple[str, tuple[object, ...]]:
+def candidates_sql(
+    job_id: int, target_key: str, signs: Signs = None
+) -> tuple[str, tuple[object, ...]]:
     """The SELECT that hands a target's candidates to the audiences write path."""
+    where, params = _sign_filter(signs)
     return (
-        f"SELECT customer_id FROM {T} WHERE job_id = %s AND target_key = %s AND status = 'ok'",
-        (job_id, target_key),
+        f"SELECT customer_id FROM {T} WHERE job_id = %s AND target_key = %s AND status = 'ok'"
+        + where,
+        (job_id, target_key, *params),
     )
 
 

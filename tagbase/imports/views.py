@@ -94,12 +94,13 @@ def import_list(request: HttpRequest) -> HttpResponse:
 
 
 def _with_target_summary(jobs: list[ImportJob]) -> list[ImportJob]:
-    """Set ``target_count`` (audiences the job names) and ``target_audience_id`` (the audience
+    """Set ``target_count`` (audiences the job names; a per-row file may add to and remove from
+    one audience: two targets, one audience) and ``target_audience_id`` (the audience
     of a one-audience job, also one it created) on each job of a page, in one query."""
     rows = (
         ImportTarget.objects.filter(job_id__in=[job.pk for job in jobs])
         .values("job_id")
-        .annotate(count=Count("id"), any_audience=Max("audience_id"))
+        .annotate(count=Count("key", distinct=True), any_audience=Max("audience_id"))
     )
     summary: dict[int, dict[str, Any]] = {row["job_id"]: dict(row) for row in rows}
     for job in jobs:
@@ -227,9 +228,10 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _report_context(request: HttpRequest, job: ImportJob, *, polling: bool) -> dict[str, Any]:
     can_write = bool(request.user.can_write)  # type: ignore[union-attr]
-    targets = list(
-        job.targets.select_related("audience", "operation").order_by("name")[: TARGETS_SHOWN + 1]
-    )
+    # An audience has at most two targets (add, remove): 2 * (shown + 1) rows hold the first
+    # TARGETS_SHOWN audiences whole, and tell whether there are more.
+    rows = job.targets.select_related("audience", "operation").order_by("name", "key", "action")
+    outcomes = queries.audience_outcomes(rows[: 2 * (TARGETS_SHOWN + 1)])
     return {
         "job": job,
         "polling": polling,
@@ -247,9 +249,10 @@ def _report_context(request: HttpRequest, job: ImportJob, *, polling: bool) -> d
         "bar": report_page.outcome_bar(job),
         "problem": report_page.file_problem(job),
         "duration": report_page.duration(job),
-        "targets": targets[:TARGETS_SHOWN],
-        "more_targets": len(targets) > TARGETS_SHOWN,
-        "single_target": targets[0] if job.mode == ImportMode.SINGLE and targets else None,
+        "targets": outcomes[:TARGETS_SHOWN],
+        "more_targets": len(outcomes) > TARGETS_SHOWN,
+        "single_target": outcomes[0] if job.mode == ImportMode.SINGLE and outcomes else None,
+        "actions": report_page.actions_used(job),
         "rejects_ready": bool(job.rejected_rows) and queries.rejects_path(job) is not None,
         "can_undo": can_write and job.is_successful and job.undone_at is None,
     }
@@ -316,7 +319,7 @@ def import_undo(request: HttpRequest, pk: int) -> HttpResponse:
         return _go(request, _detail_url(job))
     operations = [
         t
-        for t in job.targets.select_related("operation", "audience").order_by("name")
+        for t in job.targets.select_related("operation", "audience").order_by("name", "action")
         if t.operation_id
     ]
     template = "imports/import_undo.html" + ("#dialog" if _targets(request, "modal") else "")

@@ -26,7 +26,8 @@ def run_import(
 
 
 def identity_holds(job: ImportJob) -> bool:
-    tail = job.already_member + job.added if job.action == "add" else job.not_member + job.removed
+    """The accounting identity (docs/imports.md): every data row has exactly one outcome."""
+    applied = job.already_member + job.added + job.not_member + job.removed
     return job.rows_read == (
-        job.blank + job.invalid + job.duplicate_in_file + job.not_found + job.ambiguous + tail
+        job.blank + job.invalid + job.duplicate_in_file + job.not_found + job.ambiguous + applied
     )

@@ -643,6 +643,84 @@ def test_remove_mode_through_the_form_accounts_for_members_and_non_members():
     assert "not members 1 + removed 1 — every row is accounted for" in report
 
 
+def test_a_file_that_adds_and_removes_is_previewed_reported_per_audience_and_undone():
+    customers(1, 2, 3, 4)
+    vip = audience_services.create_audience("VIP", actor=system_actor())
+    audience_services.add_customers_to_audience(vip, [1, 2], actor=system_actor(), kind="ui")
+    client = client_for(Role.MARKETER)
+    content = b"1;VIP;-\n3;VIP;+\n4;Fresh;+\n2;Gone;-\n1;VIP;+\n"
+    job = job_from(upload(client, content, mode="per_row", dry_run="on"))
+    run(job.pk)
+    preview = squash(text(client.get(reverse("imports:import_detail", args=[job.pk]))))
+    assert "Importing now would add 2 customers, remove 0 customers and create 1 audience" in (
+        preview
+    )
+    assert (
+        "rows read 5 = blank 0 + invalid 2 + duplicates in the file 0 + not found 0 + "
+        "ambiguous 0 + already members 0 + would be added 2 + not members 1 + would be removed 0"
+        " — every row is accounted for"
+    ) in preview
+    assert "conflicting_action" in preview and "none of those lines is applied" in preview
+    assert "Fresh to be created +1 0 — —" in preview
+    assert "Gone does not exist — — \u22120 1" in preview
+    assert "VIP existing +1 0 \u22120 0" in preview  # its remove row conflicts: none left
+    assert members("VIP") == {1, 2}
+
+    client.post(reverse("imports:import_commit", args=[job.pk]))
+    done = run(job.pk)
+    assert done.status == ImportStatus.SUCCEEDED_WITH_REJECTIONS
+    assert members("VIP") == {1, 2, 3} and members("Fresh") == {4}
+    report = squash(text(client.get(reverse("imports:import_detail", args=[job.pk]))))
+    assert "already members 0 + added 2 + not members 1 + removed 0 — every row" in report
+    assert "Fresh created" in report and "Gone does not exist" in report
+
+    dialog = text(client.get(reverse("imports:import_undo", args=[job.pk]), **htmx("modal")))
+    assert "added <strong>1</strong> to “VIP”" in dialog
+    assert "added <strong>1</strong> to “Fresh”" in dialog
+    client.post(reverse("imports:import_undo", args=[job.pk]))
+    assert members("VIP") == {1, 2} and members("Fresh") == set()
+
+
+def test_removed_and_added_members_of_one_audience_are_shown_side_by_side():
+    customers(1, 2, 3)
+    vip = audience_services.create_audience("VIP", actor=system_actor())
+    audience_services.add_customers_to_audience(vip, [1, 2], actor=system_actor(), kind="ui")
+    client = client_for(Role.MARKETER)
+    job = job_from(upload(client, b"1;VIP;-\n3;VIP;+\n2;VIP;+\n", mode="per_row"))
+    run(job.pk)
+    html = text(client.get(reverse("imports:import_detail", args=[job.pk])))
+    row = squash(re.search(r'<tr id="audience-1">.*?</tr>', html, re.S)[0])
+    add_op, remove_op = (t.operation_id for t in job.targets.order_by("action"))
+    assert row == f"VIP existing #{add_op} add #{remove_op} remove +1 1 \u22121 0"
+    assert (
+        f"Import #{job.pk} finished: 1 added, 1 removed."
+        == report_page.finished_message(ImportJob.objects.get(pk=job.pk))[1]
+    )
+    listing = squash(text(client.get(reverse("imports:import_list"))))
+    assert "1 audience" in listing and "+1 / \u22121" in listing
+
+
+def test_an_add_only_report_leaves_out_the_remove_counters():
+    customers(1)
+    client = client_for(Role.MARKETER)
+    job = job_from(upload(client, b"1\n", audience_name="Plain"))
+    run(job.pk)
+    html = text(client.get(reverse("imports:import_detail", args=[job.pk])))
+    assert 'id="count-added"' in html and 'id="count-removed"' not in html
+    assert "not members" not in squash(html).lower()
+
+
+def test_mode_single_refuses_an_add_remove_file_and_says_which_mode_reads_it():
+    customers(1, 2)
+    client = client_for(Role.MARKETER)
+    job = job_from(upload(client, b"1\n2;-\n", audience_name="Signs"))
+    run(job.pk)
+    html = squash(text(client.get(reverse("imports:import_detail", args=[job.pk]))))
+    assert "ACTION_COLUMN_IN_SINGLE_MODE" in html and "Line 2, column 2" in html
+    assert "Assign each customer the target audience specified in the file" in html
+    assert not Audience.objects.filter(name="Signs").exists()
+
+
 def test_the_outcome_bar_fills_its_width_and_never_hides_a_small_outcome():
     job = ImportJob(rows_read=1_000_001, added=1_000_000, invalid=1, action="add")
     bar = report_page.outcome_bar(job)

@@ -10,8 +10,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tagbase.accounts.management import cli_actor
-from tagbase.imports import pipeline, queries, services
-from tagbase.imports.models import ImportJob, ImportStatus
+from tagbase.imports import pipeline, queries, report_page, services
+from tagbase.imports.models import ImportAction, ImportJob, ImportStatus
 from tagbase.lib.progress import Progress
 
 
@@ -29,9 +29,16 @@ class Command(BaseCommand):
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--audience", help="Name of the audience (created if new)")
         target.add_argument(
-            "--per-row", action="store_true", help="Rows are 'identifier; audience'"
+            "--per-row",
+            action="store_true",
+            help="Rows are 'identifier; audience' with an optional third column + or - "
+            "(add or remove that row)",
         )
-        parser.add_argument("--remove", action="store_true", help="Remove instead of add")
+        parser.add_argument(
+            "--remove",
+            action="store_true",
+            help="Remove instead of add (per-row: rows without + or -)",
+        )
         parser.add_argument(
             "--id-type", required=True, help="sc_id, external_id, phone, email or card"
         )
@@ -98,23 +105,27 @@ class Command(BaseCommand):
         self.stdout.write(f"Import #{job.pk}: {job.get_status_display()}")
         if job.error_code:
             return
-        for key in (
-            "encoding",
-            "delimiter",
-            "rows_read",
-            "blank",
-            "invalid",
-            "duplicate_in_file",
-            "not_found",
-            "ambiguous",
-            "already_member",
-            "added",
-            "not_member",
-            "removed",
-        ):
-            if key in report:
-                self.stdout.write(f"  {key:18} {report[key]}")
+        keys = ["encoding", "delimiter", "rows_read", "blank", "invalid", "duplicate_in_file"]
+        keys += ["not_found", "ambiguous"]
+        for action in report_page.actions_used(job):  # the counters of the actions rows asked for
+            keys += ["already_member", "added"] if action == ImportAction.ADD else []
+            keys += ["not_member", "removed"] if action == ImportAction.REMOVE else []
+        for key in keys:
+            self.stdout.write(f"  {key:18} {report[key]}")
         for code, n in report["invalid_by_reason"].items():
             self.stdout.write(f"    invalid: {code:26} {n}")
         if report["audiences_created"]:
             self.stdout.write("  audiences created: " + ", ".join(report["audiences_created"]))
+        if job.mode == "per_row":
+            self._print_audiences(report["audiences"])
+
+    def _print_audiences(self, audiences: list[dict[str, object]], shown: int = 50) -> None:
+        """Per audience: what its add rows and its remove rows did (the first ``shown``)."""
+        self.stdout.write("  per audience (added, already members / removed, not members):")
+        for item in audiences[:shown]:
+            self.stdout.write(
+                f"    {item['name']}: +{item['added']}, {item['already_member']} / "
+                f"-{item['removed']}, {item['not_member']}"
+            )
+        if len(audiences) > shown:
+            self.stdout.write(f"    … and {len(audiences) - shown} more (see --json)")
