@@ -11,6 +11,7 @@ from django import template
 from django.conf import settings
 from django.core.paginator import Page
 from django.templatetags.static import static
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -22,6 +23,27 @@ def _sprite(static_url: str | None) -> str:
     """The sprite's URL, resolved once per STATIC_URL: a page with a table of a thousand rows
     draws hundreds of icons, and ``static()`` asks the storage every time."""
     return static("tagbase/icons.svg")
+
+
+_PK_SENTINEL = 2_147_480_001
+
+
+@functools.lru_cache(maxsize=256)
+def _pk_pattern(name: str, prefix: str, urlconf: str | None) -> tuple[str, str]:
+    url = reverse(name, args=[_PK_SENTINEL], urlconf=urlconf)
+    before, found, after = url.partition(str(_PK_SENTINEL))
+    if not found:  # pragma: no cover - a route whose argument is not in its path
+        raise ValueError(f"{name} does not put its argument in the path")
+    return before, after
+
+
+@register.simple_tag
+def pk_url(name: str, pk: int) -> str:
+    """``{% url name pk %}`` for a route whose one argument is an object's id, reversed once
+    per route and process: a table of 50 rows with 5 links each otherwise spends half of its
+    rendering time in ``reverse``."""
+    before, after = _pk_pattern(name, get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF)
+    return f"{before}{int(pk)}{after}"
 
 
 @register.simple_tag

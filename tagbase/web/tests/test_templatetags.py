@@ -41,3 +41,23 @@ def test_a_sort_header_toggles_the_direction_and_keeps_the_search():
 
 def test_json_for_display_is_compact_and_keeps_unicode():
     assert as_json({"b": 1, "a": "Привет"}) == '{"a": "Привет", "b": 1}'
+
+
+def test_pk_url_equals_reverse_for_any_id_and_follows_the_script_prefix():
+    from django.urls import clear_script_prefix, reverse, set_script_prefix
+
+    from tagbase.web.templatetags.tagbase_ui import pk_url
+
+    for name in (
+        "audiences:audience_detail",
+        "audiences:audience_rename",
+        "segments:segment_detail",
+    ):
+        for pk in (1, 7, 2_147_480_001, 10**12):
+            assert pk_url(name, pk) == reverse(name, args=[pk])
+    set_script_prefix("/crm/")
+    try:
+        assert pk_url("audiences:audience_detail", 5) == "/crm/audiences/5/"
+    finally:
+        clear_script_prefix()
+    assert pk_url("audiences:audience_detail", 5) == "/audiences/5/"
