@@ -3,7 +3,9 @@
 ``load_demo`` inserts made-up customers with cards, receipts and events (``demo_people``),
 computes their receipt metrics, then builds about twenty audiences of varied sizes THROUGH the
 membership write path (``audiences.services``, kind ``cli``, source ``demo``), with a few
-removals and one undo so the history looks lived in. ``delete_demo`` takes it all away again.
+removals and one undo so the history looks lived in, a few saved segments, and two campaigns
+(one active with a month of history run by the engine on a back-dated clock). ``delete_demo``
+takes it all away again.
 
 Demo customers are recognised by their external id (``DEMO-0000001``…), demo audiences by their
 name AND the marker at the end of their description, so ``--reset`` never touches other data.
@@ -29,6 +31,16 @@ from tagbase.accounts.actors import Actor
 from tagbase.audiences import services
 from tagbase.audiences.models import Audience, OperationKind
 from tagbase.audiences.queries import audience_by_name, member_ids_after
+from tagbase.campaigns import engine as campaign_engine
+from tagbase.campaigns import services as campaign_services
+from tagbase.campaigns.models import (
+    Campaign,
+    Entry,
+    OutboxMessage,
+    Passage,
+    SegmentWatch,
+    Token,
+)
 from tagbase.customers.models import Card, Customer, CustomerStats, Event, Receipt
 from tagbase.customers.services import refresh_customer_stats
 from tagbase.lib.progress import Progress
@@ -57,6 +69,7 @@ class DemoReport:
     audiences: int = 0
     operations: int = 0
     segments: int = 0
+    campaigns: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -102,6 +115,9 @@ def load_demo(
     mark = time.monotonic()
     report.segments = _build_segments(actor)
     report.timings["segments"] = time.monotonic() - mark
+    mark = time.monotonic()
+    report.campaigns = _build_campaigns(random.Random(seed), now, actor)
+    report.timings["campaigns"] = time.monotonic() - mark
     report.timings["total"] = time.monotonic() - started
     return report
 
@@ -111,7 +127,10 @@ def delete_demo(*, actor: Actor) -> tuple[int, int]:
     customers out of any other audience (through the write path, recorded), then delete the
     demo customers with their cards, receipts, events and stats. Idempotent.
     Returns (audiences deleted, customers deleted)."""
-    # Segments first: they may name demo audiences and each other (users before the used).
+    # Campaigns first: they name demo audiences and segments.
+    for campaign in Campaign.objects.filter(description__endswith=DEMO_MARKER):
+        campaign_services.delete_campaign(campaign, actor=actor)
+    # Then segments: they may name demo audiences and each other (users before the used).
     demo_segments = list(Segment.objects.filter(description__endswith=DEMO_MARKER))
     while demo_segments:
         free = [s for s in demo_segments if not segment_services.users_of(s)]
@@ -119,6 +138,10 @@ def delete_demo(*, actor: Actor) -> tuple[int, int]:
             segment_services.delete_segment(segment, actor=actor)
         demo_segments = [s for s in demo_segments if s not in free]
     audiences = list(demo_audiences())
+    made_by_campaigns = [a for a, _ in CAMPAIGN_AUDIENCES]
+    audiences += Audience.objects.filter(
+        name__in=made_by_campaigns, description__endswith=DEMO_MARKER
+    )
     for audience in audiences:
         services.delete_audience(audience, actor=actor)
     ids = list(demo_customers().values_list("sc_id", flat=True))
@@ -128,7 +151,12 @@ def delete_demo(*, actor: Actor) -> tuple[int, int]:
     with transaction.atomic():
         # Children first, each in one set-based DELETE (Django's fast path: no cascades below
         # them); then the customers themselves, which nothing refers to any more.
-        for model in (CustomerStats, Event, Receipt, Card):
+        # Campaign rows of demo customers in campaigns that are not demo data go too (Entry,
+        # Token and Passage have no database constraint to stop a raw delete: see their model).
+        for model in (
+            CustomerStats, Event, Receipt, Card,
+            Passage, Token, Entry, SegmentWatch, OutboxMessage,
+        ):  # fmt: skip
             model.objects.filter(customer__in=demo_customers()).delete()
         deleted = demo_customers()._raw_delete(demo_customers().db)
     return len(audiences), deleted
@@ -443,5 +471,174 @@ def _build_segments(actor: Actor) -> int:
         if Segment.objects.filter(name=name).exists():
             continue
         segment_services.create_segment(name, rules, actor=actor, description=_d(text))
+        made += 1
+    return made
+
+
+# --- Campaigns ------------------------------------------------------------------------------
+
+CAMPAIGN_AUDIENCES = (
+    ("Welcome VIPs: приветствие", "Big spenders the Welcome VIPs campaign welcomed."),
+    ("Welcome VIPs: ещё не VIP", "Entered Welcome VIPs with less than 10,000 spent."),
+)
+HISTORY_DAYS = 30
+
+
+def _welcome_graph(welcomed: int, not_yet: int) -> dict[str, Any]:
+    def at(x: int, y: int) -> dict[str, int]:
+        return {"x": x, "y": y}
+
+    return {
+        "nodes": [
+            {"id": "receipt", "kind": "receipt_issued", "params": {}, "position": at(40, 160)},
+            {
+                "id": "big_spender",
+                "kind": "filter",
+                "params": {
+                    "rules": {
+                        "op": "and",
+                        "rules": [
+                            {
+                                "field": "receipts.total_amount",
+                                "operator": "gte",
+                                "value": "10000",
+                            }
+                        ],
+                    }
+                },
+                "position": at(300, 160),
+            },
+            {
+                "id": "welcomed",
+                "kind": "audience",
+                "params": {"action": "add", "audience": welcomed},
+                "position": at(580, 60),
+            },
+            {
+                "id": "sms",
+                "kind": "send_message",
+                "params": {
+                    "channel": "sms",
+                    "template": "{{ customer.first_name }}, добро пожаловать в VIP-клуб!",
+                },
+                "position": at(860, 60),
+            },
+            {
+                "id": "week",
+                "kind": "wait",
+                "params": {"amount": 7, "unit": "days"},
+                "position": at(580, 280),
+            },
+            {
+                "id": "not_yet",
+                "kind": "audience",
+                "params": {"action": "add", "audience": not_yet},
+                "position": at(860, 280),
+            },
+        ],
+        "edges": [
+            {"from": "receipt", "port": "out", "to": "big_spender"},
+            {"from": "big_spender", "port": "positive", "to": "welcomed"},
+            {"from": "welcomed", "port": "out", "to": "sms"},
+            {"from": "big_spender", "port": "negative", "to": "week"},
+            {"from": "week", "port": "out", "to": "not_yet"},
+        ],
+    }
+
+
+def _win_back_graph(segment: int) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {
+                "id": "monday",
+                "kind": "repeat",
+                "params": {"every": "week", "weekday": 1, "time": "10:00"},
+                "position": {"x": 40, "y": 120},
+            },
+            {
+                "id": "leaving",
+                "kind": "select_segment",
+                "params": {"segment": segment},
+                "position": {"x": 300, "y": 120},
+            },
+            {
+                "id": "ab",
+                "kind": "split",
+                "params": {"percentages": [50, 50]},
+                "position": {"x": 560, "y": 120},
+            },
+            {
+                "id": "sms",
+                "kind": "send_message",
+                "params": {"channel": "sms", "template": "Мы скучаем! Скидка 15% до воскресенья."},
+                "position": {"x": 820, "y": 40},
+            },
+            {
+                "id": "push",
+                "kind": "send_message",
+                "params": {"channel": "push", "template": "Скидка 15% ждёт вас в приложении."},
+                "position": {"x": 820, "y": 220},
+            },
+        ],
+        "edges": [
+            {"from": "monday", "port": "out", "to": "leaving"},
+            {"from": "leaving", "port": "out", "to": "ab"},
+            {"from": "ab", "port": "a", "to": "sms"},
+            {"from": "ab", "port": "b", "to": "push"},
+        ],
+    }
+
+
+def _build_campaigns(rng: random.Random, now: datetime, actor: Actor) -> int:
+    """Two campaigns: *Welcome VIPs* (active, receipt issued → filter → add to an audience and an
+    SMS, or wait a week → another audience) with a month of history — the customers who bought
+    on each of the last 30 days let in on that day and moved through the chain with the engine's
+    clock set to then — and *Win back leaving buyers* (not active, a weekly repeat → a segment →
+    an A/B split into SMS and push). Messages go to the outbox gateway only."""
+    welcomed = services.create_audience(
+        CAMPAIGN_AUDIENCES[0][0], actor=actor, description=_d(CAMPAIGN_AUDIENCES[0][1])
+    )
+    not_yet = services.create_audience(
+        CAMPAIGN_AUDIENCES[1][0], actor=actor, description=_d(CAMPAIGN_AUDIENCES[1][1])
+    )
+    welcome = campaign_services.create_campaign(
+        "Welcome VIPs",
+        _welcome_graph(welcomed.pk, not_yet.pk),
+        actor=actor,
+        description=_d("Welcomes customers whose purchases reach 10,000."),
+        reentry_days=365,
+    )
+    campaign_services.activate_campaign(welcome, actor=actor)
+    buyers = sorted(
+        CustomerStats.objects.filter(customer__in=demo_customers()).values_list(
+            "customer_id", flat=True
+        )
+    )
+    rng.shuffle(buyers)
+    per_day = max(1, len(buyers) // 400)
+    taken = 0
+    for days_ago in range(HISTORY_DAYS, 0, -1):
+        day = timezone.localdate(now) - timedelta(days=days_ago)
+        moment = timezone.make_aware(datetime.combine(day, datetime.min.time())) + timedelta(
+            hours=9, minutes=rng.randint(0, 600)
+        )
+        count = rng.randint(per_day // 2, per_day * 2) if per_day > 1 else 1
+        ids = buyers[taken : taken + count]
+        taken += count
+        if ids:
+            campaign_engine.enter(
+                welcome.pk, ids, context={"trigger": "receipt_issued", "demo": True}, now=moment
+            )
+        campaign_engine.run_due(welcome.pk, now=moment + timedelta(minutes=5))
+    campaign_engine.run_due(welcome.pk, now=now)
+    made = 1
+    leaving = Segment.objects.filter(name="Уходящие покупатели").first()
+    if leaving is not None:
+        campaign_services.create_campaign(
+            "Win back leaving buyers",
+            _win_back_graph(leaving.pk),
+            actor=actor,
+            description=_d("Every Monday: an A/B test of SMS against push for leaving buyers."),
+        )
         made += 1
     return made

@@ -14,7 +14,7 @@ from tagbase.audiences import services
 from tagbase.audiences.models import Audience, Membership, Operation, OperationKind
 from tagbase.customers.models import Card, Customer, CustomerStats, Event, Receipt
 from tagbase.testing import make_customer, system_actor
-from tagbase.web.demo import AUDIENCES, DEMO_MARKER
+from tagbase.web.demo import AUDIENCES, CAMPAIGN_AUDIENCES, DEMO_MARKER
 
 pytestmark = pytest.mark.django_db
 N = 2000
@@ -92,11 +92,13 @@ def test_demo_stats_rows_exist_for_exactly_the_customers_with_receipts(loaded):
 
 
 def test_demo_audiences_are_built_through_the_write_path_with_some_history(loaded):
-    audiences = Audience.objects.filter(description__endswith=DEMO_MARKER)
+    audiences = Audience.objects.filter(
+        description__endswith=DEMO_MARKER, name__in=[a.name for a in AUDIENCES]
+    )
     assert audiences.count() == len(AUDIENCES) >= 20
     sizes = sorted(audiences.values_list("member_count", flat=True))
     assert sizes[0] == 0 and sizes[-1] > N // 4  # from empty to large
-    ops = Operation.objects.all()
+    ops = Operation.objects.filter(audience__in=audiences)
     assert set(ops.values_list("kind", flat=True)) == {"cli", "undo"}
     assert ops.filter(kind="cli").exclude(source_ref="demo").count() == 0
     assert ops.filter(action="remove", kind="cli").count() == 3
@@ -113,6 +115,31 @@ def test_demo_saves_segments_with_their_metrics(loaded):
     moscow = segments.get(name="Активные москвичи")
     assert moscow.metrics_at is not None and moscow.customers is not None
     assert 0 < moscow.customers <= Customer.objects.filter(city="Москва").count()
+
+
+def test_demo_campaign_has_a_month_of_history_run_by_the_engine(loaded):
+    from tagbase.campaigns import queries
+    from tagbase.campaigns.models import Campaign, CampaignStatus, Entry, Passage
+
+    welcome = Campaign.objects.get(name="Welcome VIPs")
+    assert welcome.status == CampaignStatus.ACTIVE
+    days = queries.entries_per_day(welcome.pk, days=31)
+    assert sum(1 for _, n in days if n) >= 25  # customers entered on most of the last 30 days
+    entered = set(Entry.objects.filter(campaign=welcome).values_list("customer_id", flat=True))
+    stats = queries.node_stats(welcome.pk)
+    assert stats["receipt"]["in"] == len(entered) > 0
+    positive = stats["big_spender"]["out"]["positive"]
+    assert positive + stats["big_spender"]["out"]["negative"] == len(entered)
+    # Everyone the filter let through is in the audience and passed every step once.
+    assert members("Welcome VIPs: приветствие") == set(
+        Passage.objects.filter(step__node="big_spender", port="positive").values_list(
+            "customer_id", flat=True
+        )
+    )
+    assert len(members("Welcome VIPs: приветствие")) == positive
+    # Those who waited a week and whose week is over are in the other audience.
+    assert len(members("Welcome VIPs: ещё не VIP")) == stats.get("not_yet", {}).get("in", 0)
+    assert Campaign.objects.get(name="Win back leaving buyers").status == "inactive"
 
 
 def test_demo_selections_equal_an_independent_oracle(loaded):
@@ -149,13 +176,20 @@ def test_demo_reset_removes_only_demo_data_through_the_write_path(loaded):
         keep, [mine.pk, a_demo_customer.pk], actor=actor, kind=OperationKind.API
     )
     out, _ = demo("--reset", "--customers", "0")
-    assert out.strip() == f"Deleted {N:,} demo customers and {len(AUDIENCES)} audiences."
+    made_by_campaigns = len(CAMPAIGN_AUDIENCES)
+    assert out.strip() == (
+        f"Deleted {N:,} demo customers and {len(AUDIENCES) + made_by_campaigns} audiences."
+    )
     assert list(Customer.objects.values_list("external_id", flat=True)) == ["REAL-1"]
     assert list(Audience.objects.values_list("name", flat=True)) == ["Real buyers"]
     assert members("Real buyers") == {mine.pk}
     from tagbase.segments.models import Segment
 
     assert not Segment.objects.exists()
+    from tagbase.campaigns.models import Campaign, Entry, Passage, Token
+
+    assert not Campaign.objects.exists()
+    assert not (Entry.objects.exists() or Token.objects.exists() or Passage.objects.exists())
     removal = Operation.objects.get(audience=keep, action="remove")
     assert (removal.removed, removal.source_ref) == (1, "demo --reset")
     assert not Receipt.objects.exists() and not CustomerStats.objects.exists()

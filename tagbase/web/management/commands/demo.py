@@ -76,7 +76,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Loaded {report.customers:,} customers, {report.cards:,} cards, "
             f"{report.receipts:,} receipts, {report.events:,} events, {report.audiences} "
-            f"audiences ({report.operations} operations) and {report.segments} segments "
+            f"audiences ({report.operations} operations), {report.segments} segments and "
+            f"{report.campaigns} campaigns "
             f"in {t['total']:.1f} s "
             f"(customers {t['customers']:.1f} s, stats {t['stats']:.1f} s, "
             f"audiences {t['audiences']:.1f} s)."
