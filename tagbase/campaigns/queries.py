@@ -177,7 +177,7 @@ def customer_campaigns(customer_id: int, limit: int = 20) -> list[dict[str, Any]
                     "kind": step.kind,
                     "title": describe_node(node, audiences),
                     "port": port,
-                    "at": step.finished_at or step.started_at,
+                    "at": step.started_at,  # the engine's clock when the step ran
                     "error": step.error,
                 }
             )

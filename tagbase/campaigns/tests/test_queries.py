@@ -49,7 +49,8 @@ def test_the_goal_chain_is_read_back_per_node_per_day_and_per_customer(
     assert "drop" not in stats  # Boris is still waiting
     assert stats["big"]["errors"] == 0 and stats["big"]["stopped"] == 0
 
-    engine.run_due(campaign.pk, now=timezone.now() + timedelta(days=7, minutes=1))
+    week_later = timezone.now() + timedelta(days=7, minutes=1)
+    engine.run_due(campaign.pk, now=week_later)
     assert queries.node_stats(campaign.pk)["drop"]["out"] == {"out": 1}
 
     days = queries.entries_per_day(campaign.pk, days=7)
@@ -71,6 +72,7 @@ def test_the_goal_chain_is_read_back_per_node_per_day_and_per_customer(
         ("big", "negative"), ("week", "out"), ("drop", "out"),
     ]  # fmt: skip
     assert boris["steps"][-1]["title"] == "Remove from audience “Prospects”"
+    assert boris["steps"][-1]["at"] == week_later  # the engine's clock, not the wall clock
 
     found = queries.campaign_list("welcome")
     assert [(c.name, c.entered) for c in found] == [("Welcome VIPs", 2)]
