@@ -617,7 +617,7 @@ def _build_campaigns(rng: random.Random, now: datetime, actor: Actor) -> int:
     rng.shuffle(buyers)
     per_day = max(1, len(buyers) // 400)
     taken = 0
-    for days_ago in range(HISTORY_DAYS, 0, -1):
+    for days_ago in range(HISTORY_DAYS - 1, 0, -1):  # within the page's 30-day chart
         day = timezone.localdate(now) - timedelta(days=days_ago)
         moment = timezone.make_aware(datetime.combine(day, datetime.min.time())) + timedelta(
             hours=9, minutes=rng.randint(0, 600)
