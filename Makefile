@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-long check lint format types layers migrations-check bench bench-full venv clean
+.PHONY: run test test-long check lint format types layers migrations-check security bench bench-full venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,14 @@ layers: venv
 migrations-check: venv
 	TAGBASE_DATA_DIR=$$(mktemp -d) $(BIN)/tagbase makemigrations --check --dry-run
 
-check: lint types layers migrations-check test  ## Everything CI checks
+# bandit: the code ([tool.bandit] in pyproject.toml). pip-audit: every installed package against
+# PyPI's advisory data (scripts/pip_audit.py: a vulnerability fails; when no package can be looked
+# up — no network — it says SKIPPED, or fails with TAGBASE_REQUIRE_PIP_AUDIT=1).
+security: venv
+	$(BIN)/bandit -q -c pyproject.toml -r tagbase
+	$(BIN)/python scripts/pip_audit.py
+
+check: lint types layers migrations-check security test  ## Everything CI checks
 
 bench: venv  ## A quick subset of the benchmarks (a few minutes)
 	$(BIN)/python -m bench quick

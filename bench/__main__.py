@@ -1,4 +1,5 @@
-"""``python -m bench import|segment|campaign|pages|api|quick|full|memory`` — see bench/README.md.
+"""``python -m bench import|segment|campaign|pages|api|export|quick|full|memory`` — see
+bench/README.md.
 
 Exit status: 0 when the benchmark ran (whatever the bars say: a benchmark reports, it does not
 judge), 1 when it could not give a trustworthy figure (a wrong import result, a failed child,
@@ -21,6 +22,7 @@ from bench.campaign_bench import bench_campaign, campaign_table
 from bench.databases import DEFAULT_POSTGRES_URL, BenchError
 from bench.datagen import generate_in_child
 from bench.datagen_audiences import AudienceSpec
+from bench.export_bench import bench_export, export_table
 from bench.import_bench import bench_database
 from bench.pages_bench import bench_pages, pages_table, prepare_audiences
 from bench.segment_bench import bench_segment, segment_table
@@ -31,6 +33,7 @@ MEMORY_LARGE = 10_000_000
 SEGMENT_QUICK = {"customers": 200_000, "runs": 3, "repeats": 3}
 SEGMENT_FULL = {"customers": 1_000_000, "runs": 3, "repeats": 3}
 CAMPAIGN = {"customers": 100_000, "runs": 3}
+EXPORT = {"small": 1_000_000, "large": 10_000_000, "runs": 1}
 # The pages and API benchmarks share one template per engine (bench/pages_bench.py).
 AUDIENCES_FULL = {"customers": 1_000_000, "audiences": 1_000, "memberships": 10_000_000}
 AUDIENCES_QUICK = {"customers": 100_000, "audiences": 1_000, "memberships": 1_000_000}
@@ -229,6 +232,18 @@ def cmd_campaign(session: Session) -> None:
     run_campaign(session, _engines(a.db), a.customers, a.runs)
 
 
+def cmd_export(session: Session) -> None:
+    a = session.args
+    with tempfile.TemporaryDirectory(prefix="tagbase-bench-export-") as tmp:
+        for engine in _engines(a.db):
+            root = Path(tmp) / engine
+            root.mkdir()
+            result = bench_export(
+                engine, root, a.small, a.large, a.runs, a.postgres_url, session.log
+            )
+            session.keep(result, f"export-{engine}", export_table)
+
+
 def cmd_quick(session: Session) -> None:
     run_import(session, _engines(session.args.db), **QUICK)
     run_segment(session, _engines(session.args.db), **SEGMENT_QUICK)
@@ -278,6 +293,13 @@ def parser() -> argparse.ArgumentParser:
     camp.add_argument("--customers", type=int, default=CAMPAIGN["customers"])
     camp.add_argument("--runs", type=int, default=CAMPAIGN["runs"])
     _audience_parsers(sub, common)
+    exp = sub.add_parser(
+        "export", parents=[common], help="export an audience: peak RSS at two sizes"
+    )
+    exp.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    exp.add_argument("--small", type=int, default=EXPORT["small"], help="members, smaller run")
+    exp.add_argument("--large", type=int, default=EXPORT["large"], help="members, larger run")
+    exp.add_argument("--runs", type=int, default=EXPORT["runs"])
     for name, text in (
         ("quick", "import 200k lines + segments 200k customers, 3 runs + pages, API at 100k"),
         ("full", "1M x3 + segments 1M + pages, API at 1M / 10M memberships + 10M memory"),
@@ -296,6 +318,7 @@ COMMANDS = {
     "campaign": cmd_campaign,
     "pages": cmd_pages,
     "api": cmd_api,
+    "export": cmd_export,
     "quick": cmd_quick,
     "full": cmd_full,
     "memory": cmd_memory,

@@ -31,6 +31,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError, ValidationErrorContext
 from ninja.parser import Parser
 
+from tagbase.accounts.audit.api import router as audit_router
 from tagbase.accounts.auth import ApiError, api_auth, not_authenticated
 from tagbase.audiences.api import customer_router as customer_audiences_router
 from tagbase.audiences.api import operations_router
@@ -240,6 +241,7 @@ api.add_router("/imports", imports_router, tags=["imports"])
 api.add_router("/segments", segments_router, tags=["segments"])
 api.add_router("/sets", sets_router, tags=["sets"])
 api.add_router("/campaigns", campaigns_router, tags=["campaigns"])
+api.add_router("/audit", audit_router, tags=["audit"])
 
 
 # --- Errors -----------------------------------------------------------------------------------
@@ -274,7 +276,10 @@ _HTTP_CODES = {
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc, ApiError):
-        return error_response(api, request, exc.status_code, exc.code, exc.message, exc.field)
+        response = error_response(api, request, exc.status_code, exc.code, exc.message, exc.field)
+        for name, value in exc.headers.items():  # Retry-After with 429 rate_limited
+            response[name] = value
+        return response
     if isinstance(exc.__cause__, BodyError):
         cause = exc.__cause__
         return error_response(

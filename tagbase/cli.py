@@ -17,6 +17,11 @@ TAGBASE_COMMANDS: list[tuple[str, str]] = [
     ("demo [--customers N] [--reset]", "load realistic demo data"),
     ("audience list|show|create|rename|delete", "work with target audiences"),
     ("audience members NAME", "export an audience's members as CSV"),
+    ("audience export NAME --format F [-o F]", "members as CSV, or an ad platform's hashed list"),
+    (
+        "audience schedule-export|export-schedules",
+        "exports to a folder on a schedule (+ unschedule-export)",
+    ),
     ("audience add|remove NAME --id-type T FILE", "add or remove customers named in a file"),
     ("import FILE --id-type T --audience NAME", "import an audience file (full report)"),
     ("imports list|purge", "recent imports; delete stored files past retention"),
@@ -26,8 +31,11 @@ TAGBASE_COMMANDS: list[tuple[str, str]] = [
     ("operation list|undo", "history of membership changes, and undo"),
     ("reconcile [--check]", "prove every audience's member count"),
     ("customers load FILE.csv", "load or update customers from a CSV file"),
+    ("customers erase SC_ID [--yes]", "erase a customer's personal data everywhere"),
     ("receipts load|refresh-stats", "load receipts from a CSV file; recompute metrics"),
     ("createuser NAME [--role R]", "add a login for the web UI"),
+    ("audit list [--since D] [--action X]", "the audit log: who did what, newest first"),
+    ("flush", "Django's flush (empties every table, the audit log included)"),
 ]
 
 _HELP_ARGS = ({"help"}, {"--help"}, {"-h"})

@@ -5,11 +5,13 @@ SQLite under ``TAGBASE_DATA_DIR`` is the default; ``DATABASE_URL`` selects Postg
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 from pathlib import Path
 
 import dj_database_url
 
+from tagbase.lib import logmask
 from tagbase.lib.env import (
     SettingError,
     env_bool,
@@ -26,13 +28,25 @@ DATA_DIR = Path(env_str("TAGBASE_DATA_DIR", "./var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
+# The site is served over HTTPS by a proxy in front of gunicorn: production (see the Security
+# section below and docs/howto/run-in-production.md).
+TAGBASE_HTTPS = env_bool("TAGBASE_HTTPS", False)
 
 
 def _secret_key() -> str:
-    """Take SECRET_KEY from the environment; in development keep a generated one in the data dir."""
+    """Take SECRET_KEY from the environment; in development keep a generated one in the data dir.
+
+    In production (TAGBASE_HTTPS) it is required: a key generated per machine would make a
+    session valid only on the machine that created it, and would be lost with the data dir.
+    """
     key = env_str("SECRET_KEY", "")
     if key:
         return key
+    if TAGBASE_HTTPS:
+        raise SettingError(
+            "SECRET_KEY: must be set when TAGBASE_HTTPS=true (production); generate one with "
+            'python3 -c "import secrets; print(secrets.token_urlsafe(50))"'
+        )
     key_file = DATA_DIR / "secret_key"
     if key_file.exists():
         return key_file.read_text().strip()
@@ -43,6 +57,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# `tagbase check --deploy` refuses a generated key (tagbase.web.security, tagbase.E001).
+TAGBASE_SECRET_KEY_GENERATED = not env_str("SECRET_KEY", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -54,6 +70,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # ninja's own templates and static files: /api/v1/docs then loads Swagger UI from this
+    # site rather than from a CDN, with no inline script (the CSP allows only 'self').
+    "ninja",
     "django_htmx",
     "template_partials",
     "django_tasks",
@@ -70,6 +89,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so static files get the same headers as pages (CSP, frame-ancestors…).
+    "tagbase.web.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -206,18 +227,57 @@ TAGBASE_LOG_LEVEL = env_choice(
     "TAGBASE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 )
 
-# --- Security (production values; `tagbase check --deploy` should be clean) ----------------
+# --- Security (production values; `tagbase check --deploy` is clean with the environment of
+# docs/howto/run-in-production.md; tagbase/web/security.py adds the CSP and Tagbase's checks)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
+# Sessions end after this long, however active: the pages hold customers' personal data.
+SESSION_COOKIE_AGE = env_int("TAGBASE_SESSION_SECONDS", 12 * 3600, minimum=60)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
-_https = env_bool("TAGBASE_HTTPS", False)
-SESSION_COOKIE_SECURE = _https
-CSRF_COOKIE_SECURE = _https
-SECURE_SSL_REDIRECT = _https
+SESSION_COOKIE_SECURE = TAGBASE_HTTPS
+CSRF_COOKIE_SECURE = TAGBASE_HTTPS
+SECURE_SSL_REDIRECT = TAGBASE_HTTPS
 SECURE_HSTS_SECONDS = env_int("TAGBASE_HSTS_SECONDS", 0, minimum=0)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _https else None
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("TAGBASE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("TAGBASE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TAGBASE_HTTPS else None
+# Reverse proxies in front of gunicorn that append the client's address to X-Forwarded-For;
+# the login rate limit counts per client address (tagbase.lib.ratelimit.client_ip).
+TAGBASE_TRUSTED_PROXIES = env_int("TAGBASE_TRUSTED_PROXIES", 0, minimum=0)
+
+# Rate limits (fixed windows counted in the cache below; 0 turns a limit off). The API default
+# is above the throughput quality.md promises one partner (300 reads/s): it stops runaway
+# clients, not busy ones.
+TAGBASE_API_RATE_LIMIT = env_int("TAGBASE_API_RATE_LIMIT", 60_000, minimum=0)
+TAGBASE_LOGIN_RATE_LIMIT = env_int("TAGBASE_LOGIN_RATE_LIMIT", 10, minimum=0)
+TAGBASE_LOGIN_RATE_WINDOW_SECONDS = env_int("TAGBASE_LOGIN_RATE_WINDOW_SECONDS", 900, minimum=1)
+
+
+def _cache(value: str) -> dict[str, str]:
+    """Django's cache from TAGBASE_CACHE: ``locmem`` (per process), ``database`` (the
+    ``tagbase_cache`` table, which ``tagbase migrate`` makes) or a ``redis://`` URL."""
+    if value == "locmem":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tagbase"}
+    if value == "database":
+        return {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "tagbase_cache",
+        }
+    if value.startswith(("redis://", "rediss://", "unix://")):
+        if importlib.util.find_spec("redis") is None:
+            raise SettingError(
+                "TAGBASE_CACHE: a redis:// cache needs the redis package: pip install redis"
+            )
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": value}
+    raise SettingError(
+        f"TAGBASE_CACHE={value!r}: expected locmem, database or a redis://host:port/db URL"
+    )
+
+
+TAGBASE_CACHE = env_str("TAGBASE_CACHE", "locmem").strip()
+CACHES = {"default": _cache(TAGBASE_CACHE)}
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TAGBASE_MAX_REQUEST_BYTES", 20 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 20_000
@@ -230,6 +290,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": TAGBASE_LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# E-mail addresses and phone numbers are masked in every log record of every logger (Django's,
+# gunicorn's access log, Tagbase's), whatever the handlers: see tagbase/lib/logmask.py.
+logmask.install(TAGBASE_DEFAULT_PHONE_REGION)
 TAGBASE_SEGMENT_METRICS_SECONDS = env_int("TAGBASE_SEGMENT_METRICS_SECONDS", 21_600, minimum=60)
 
 # Campaigns (see docs/campaigns.md)

@@ -180,6 +180,6 @@ def test_a_secret_key_from_the_environment_wins_and_writes_no_file(tmp_path):
 def test_https_turns_on_secure_cookies_and_the_redirect(tmp_path):
     code = "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT)"
     off = import_settings(tmp_path, code)
-    on = import_settings(tmp_path, code, TAGBASE_HTTPS="true")
+    on = import_settings(tmp_path, code, TAGBASE_HTTPS="true", SECRET_KEY="k" * 50)
     assert off.stdout.split() == ["False", "False", "False"], off.stderr
     assert on.stdout.split() == ["True", "True", "True"], on.stderr

@@ -4,7 +4,8 @@ Two ways in (see docs/api.md):
 - ``Authorization: Bearer <token>`` for partner systems. The token's SHA-256 is looked up in
   ``ApiToken.key_hash``; a revoked token is refused. The scope needed follows the method:
   ``read`` for GET/HEAD/OPTIONS, ``write`` for everything else; file imports need ``import``
-  (``events`` is reserved for the events endpoints to come).
+  (``events`` is reserved for the events endpoints to come). Each request with a valid token
+  counts against the token's rate limit (``accounts.ratelimit``): over it, 429 ``rate_limited``.
 - The Django session, for the UI's own calls. Unsafe methods need the CSRF token, and a user
   whose role may not write (analyst) may only read.
 
@@ -18,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -26,6 +28,7 @@ from ninja.errors import HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
+from tagbase.accounts import audit, ratelimit
 from tagbase.accounts.actors import Actor
 from tagbase.accounts.models import ApiToken, Scope, User, hash_token
 
@@ -65,10 +68,19 @@ class ErrorOut(Schema):
 class ApiError(HttpError):
     """A refusal with a stable ``code`` and the input ``field`` it concerns (or None)."""
 
-    def __init__(self, status: int, code: str, message: str, *, field: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(status, message)
         self.code = code
         self.field = field
+        self.headers = headers or {}  # sent with the error response (Retry-After…)
 
 
 class NotAuthenticated(ApiError):
@@ -81,8 +93,21 @@ class Forbidden(ApiError):
         super().__init__(403, code, message)
 
 
+class RateLimited(ApiError):
+    """429: the token made more requests this minute than TAGBASE_API_RATE_LIMIT allows."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            429,
+            "rate_limited",
+            f"Too many requests with this token: at most {limit} a minute. "
+            f"Try again in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 # Statuses any authenticated route may answer with; routes add their own (404, 409…).
-COMMON_ERROR_STATUSES = (401, 403, 422, 500)
+COMMON_ERROR_STATUSES = (401, 403, 422, 429, 500)
 
 
 def error_responses(*statuses: int) -> dict[int, type[ErrorOut]]:
@@ -126,6 +151,9 @@ class TokenAuth(HttpBearer):
             raise NotAuthenticated("invalid_token", "The token is not valid.")
         if found.revoked_at is not None:
             raise NotAuthenticated("token_revoked", "The token has been revoked.")
+        over = ratelimit.count_token_request(found)
+        if over is not None:
+            raise RateLimited(settings.TAGBASE_API_RATE_LIMIT, over.retry_after)
         scope = required_scope(request, self.scope)
         if not found.has_scope(scope):
             raise Forbidden(
@@ -138,14 +166,23 @@ class TokenAuth(HttpBearer):
 
 
 def _touch(token: ApiToken) -> None:
-    """Record use, at most once per LAST_USED_RESOLUTION (one conditional UPDATE)."""
+    """Record use, at most once per LAST_USED_RESOLUTION (one conditional UPDATE). The process
+    whose UPDATE wins also appends the ``token.used`` audit entry, in the same transaction, so
+    the log has at most one such entry per token per minute, however many processes serve it."""
     now = timezone.now()
     cutoff = now - LAST_USED_RESOLUTION
     if token.last_used_at is not None and token.last_used_at > cutoff:
         return
-    ApiToken.objects.filter(pk=token.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lte=cutoff)
-    ).update(last_used_at=now)
+    # savepoint=False: inside a caller's transaction the two writes share it; alone, they get
+    # their own. Either way they commit together.
+    with transaction.atomic(savepoint=False):
+        touched = (
+            ApiToken.objects.filter(pk=token.pk)
+            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=cutoff))
+            .update(last_used_at=now)
+        )
+        if touched:
+            audit.record(Actor.of_token(token), "token.used", "token", token.pk)
     token.last_used_at = now
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import transaction
 from django.utils import timezone
 
+from tagbase.accounts import audit
 from tagbase.accounts.actors import Actor
 from tagbase.accounts.models import ApiToken, Scope, hash_token
 
@@ -37,13 +39,15 @@ def create_api_token(name: str, scopes: Iterable[str], *, actor: Actor) -> tuple
     clean_name = _clean_token_name(name)
     clean_scopes = _clean_scopes(scopes)
     secret = ApiToken.generate_secret()
-    token = ApiToken.objects.create(
-        name=clean_name,
-        key_prefix=secret[:10],
-        key_hash=hash_token(secret),
-        scopes=clean_scopes,
-        created_by=actor.user,
-    )
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            name=clean_name,
+            key_prefix=secret[:10],
+            key_hash=hash_token(secret),
+            scopes=clean_scopes,
+            created_by=actor.user,
+        )
+        audit.record(actor, "token.created", "token", token.pk, _token_summary(token))
     return token, secret
 
 
@@ -53,10 +57,20 @@ def revoke_api_token(token: ApiToken, *, actor: Actor) -> ApiToken:
     Idempotent: revoking a revoked token keeps the first revocation time. The row stays, so
     operations made with the token remain attributable.
     """
-    # One conditional UPDATE: of two concurrent revocations the first time stays.
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    # One conditional UPDATE: of two concurrent revocations the first time stays (and only
+    # the first is recorded).
+    with transaction.atomic():
+        revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if revoked:
+            audit.record(actor, "token.revoked", "token", token.pk, _token_summary(token))
     token.refresh_from_db(fields=["revoked_at"])
     return token
+
+
+def _token_summary(token: ApiToken) -> dict[str, object]:
+    return {"name": token.name, "scopes": ",".join(token.scopes)}
 
 
 def _clean_token_name(name: str) -> str:

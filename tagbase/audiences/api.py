@@ -11,22 +11,28 @@ parameter that would otherwise swallow them (`members/{sc_id}`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from ninja import Path, Query, Router, Status
 
-from tagbase.accounts.auth import ApiError, actor_of, error_responses, source_ref_of
-from tagbase.audiences import queries, services
+from tagbase.accounts.auth import ApiError, Forbidden, actor_of, error_responses, source_ref_of
+from tagbase.accounts.models import User
+from tagbase.audiences import exports, queries, services
+from tagbase.audiences.exports import Platform
 from tagbase.audiences.models import Audience, Membership, Operation, OperationKind
 from tagbase.audiences.schemas import (
     MAX_ID,
+    MEMBERS_CSV,
     AudienceCreateIn,
     AudienceOut,
     AudiencePage,
     AudienceUpdateIn,
     CustomerAudiences,
     MemberPage,
+    MembersAddIn,
     MembersChangeIn,
     MembersChangeOut,
     MembershipOut,
@@ -37,7 +43,7 @@ from tagbase.audiences.schemas import (
 )
 from tagbase.customers.models import Customer
 from tagbase.customers.queries import Resolution, resolve_identifiers
-from tagbase.lib.identifiers import ID_TYPE_LABELS
+from tagbase.lib.identifiers import ID_TYPE_LABELS, IdType
 
 router = Router()  # mounted at /audiences
 operations_router = Router()  # mounted at /operations
@@ -82,9 +88,13 @@ def audience_list(
 
 @router.post("", response={201: AudienceOut, **error_responses(400, 409, 413)})
 def audience_create(request: HttpRequest, payload: AudienceCreateIn) -> Status[Audience]:
-    """Create an empty audience. 409 when the name is taken (after trimming and case-folding)."""
+    """Create an empty audience, optionally with a default time-to-live of its memberships
+    (`member_ttl_days`). 409 when the name is taken (after trimming and case-folding)."""
     audience = services.create_audience(
-        payload.name, actor=actor_of(request), description=payload.description
+        payload.name,
+        actor=actor_of(request),
+        description=payload.description,
+        member_ttl_days=payload.member_ttl_days,
     )
     return Status(201, audience)
 
@@ -98,14 +108,21 @@ def audience_detail(request: HttpRequest, audience_id: int = _id("Audience id"))
 def audience_update(
     request: HttpRequest, payload: AudienceUpdateIn, audience_id: int = _id("Audience id")
 ) -> Audience:
-    """Rename an audience and/or change its description. Members are unchanged."""
+    """Rename an audience, change its description and/or its default time-to-live
+    (`member_ttl_days`: for adds from now on; null clears it). Members are unchanged."""
     audience = _audience(audience_id)
-    return services.rename_audience(
-        audience,
-        payload.name if payload.name is not None else audience.name,
-        actor=actor_of(request),
-        description=payload.description,
-    )
+    if payload.name is not None or payload.description is not None:
+        audience = services.rename_audience(
+            audience,
+            payload.name if payload.name is not None else audience.name,
+            actor=actor_of(request),
+            description=payload.description,
+        )
+    if payload.changes_ttl:
+        audience = services.set_audience_member_ttl(
+            audience, payload.member_ttl_days, actor=actor_of(request)
+        )
+    return audience
 
 
 @router.delete("/{audience_id}", response={204: None, **error_responses(404)})
@@ -130,24 +147,77 @@ def audience_members(
     # One row more than asked tells whether another page exists.
     rows = list(
         queries.members_page(audience_id, after, limit + 1).values_list(
-            "customer_id", "set_at", "operation_id"
+            "customer_id", "set_at", "operation_id", "expires_at"
         )
     )
     page = rows[:limit]
     return {
-        "items": [{"sc_id": c, "set_at": s, "operation_id": o} for c, s, o in page],
+        "items": [
+            {"sc_id": c, "set_at": s, "operation_id": o, "expires_at": e} for c, s, o, e in page
+        ],
         "next_after": page[-1][0] if len(rows) > limit else None,
     }
+
+
+@router.get(
+    "/{audience_id}/members.csv",
+    response=error_responses(404),
+    openapi_extra={"responses": MEMBERS_CSV},
+)
+def audience_members_csv(
+    request: HttpRequest,
+    audience_id: int = _id("Audience id"),
+    id_type: IdType | None = Query(  # noqa: B008
+        None, description="Which identifier to export (default sc_id)"
+    ),
+    platform: Platform | None = Query(  # noqa: B008
+        None, description="An ad platform's customer list instead: hashed e-mail and phone"
+    ),
+    bom: bool = Query(False, description="Start with a UTF-8 byte-order mark (for Excel)"),
+) -> StreamingHttpResponse:
+    """Every member, streamed in constant memory with no row limit (docs/exports.md): one
+    identifier type, or an ad platform's layout (`platform=google` or `meta`). Cells are
+    formula-escaped. Analysts' sessions may export only `sc_id`."""
+    if id_type is not None and platform is not None:
+        raise ApiError(
+            422, "validation_error", "Give id_type or platform, not both.", field="platform"
+        )
+    if platform is not None and bom:
+        raise ApiError(
+            422, "validation_error", "Ad-platform files are plain UTF-8: no BOM.", field="bom"
+        )
+    export_format = str(platform or id_type or IdType.SC_ID)
+    principal = request.auth  # type: ignore[attr-defined]
+    if (
+        exports.is_personal(export_format)
+        and isinstance(principal, User)
+        and not principal.can_write
+    ):
+        raise Forbidden("forbidden", "Your role may not export personal data; use sc_id.")
+    audience = _audience(audience_id)
+    rows = exports.member_rows(audience.pk, export_format)
+    response = StreamingHttpResponse(
+        exports.csv_chunks(rows, bom=bom), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = content_disposition_header(
+        True, exports.download_name(audience, export_format)
+    )
+    response["Cache-Control"] = "no-store"  # personal data: no copies in caches
+    return response
 
 
 @router.post(
     "/{audience_id}/members/add", response={200: MembersChangeOut, **error_responses(400, 404, 413)}
 )
 def audience_members_add(
-    request: HttpRequest, payload: MembersChangeIn, audience_id: int = _id("Audience id")
+    request: HttpRequest, payload: MembersAddIn, audience_id: int = _id("Audience id")
 ) -> dict[str, object]:
-    """Add customers named by identifiers, as one recorded operation (`kind` = api)."""
-    return _change_members(request, audience_id, payload, services.add_customers_to_audience)
+    """Add customers named by identifiers, as one recorded operation (`kind` = api); with
+    `ttl_days`, the memberships it sets or renews expire that many days later."""
+    ttl = timedelta(days=payload.ttl_days) if payload.ttl_days else None
+    return _change_members(
+        request, audience_id, payload, services.add_customers_to_audience, ttl=ttl
+    )
 
 
 @router.post(
@@ -180,6 +250,7 @@ def _change_members(
     audience_id: int,
     payload: MembersChangeIn,
     change: Callable[..., Operation],
+    **options: object,
 ) -> dict[str, object]:
     resolution = resolve_identifiers(payload.id_type, payload.ids)
     op = change(
@@ -193,6 +264,7 @@ def _change_members(
             ambiguous=len(resolution.ambiguous),
             invalid=len(resolution.invalid),
         ),
+        **options,
     )
     return {
         **operation_fields(op),
@@ -242,6 +314,7 @@ def customer_audiences(request: HttpRequest, sc_id: int = _id("Customer id")) ->
                 "name": row["audience"].name,  # type: ignore[attr-defined]
                 "set_at": row["set_at"],
                 "operation_id": row["operation"].pk if row["operation"] else None,  # type: ignore[attr-defined]
+                "expires_at": row["expires_at"],
             }
             for row in rows
         ]

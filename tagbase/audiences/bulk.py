@@ -29,21 +29,35 @@ def _dt(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
+def _new_row(expires_at: datetime | None) -> tuple[str, str, list[Any]]:
+    """The column list of a new membership, the extra SELECT item and its parameter. Without an
+    expiry the statement is exactly the one an add has always run (no column, no parameter)."""
+    if expires_at is None:
+        return "(audience_id, customer_id, set_at, operation_id)", "", []
+    return "(audience_id, customer_id, set_at, operation_id, expires_at)", ", %s", [_dt(expires_at)]
+
+
 def insert_memberships(
-    audience_id: int, ids: Sequence[int], now: datetime, operation_id: int
+    audience_id: int,
+    ids: Sequence[int],
+    now: datetime,
+    operation_id: int,
+    expires_at: datetime | None = None,
 ) -> tuple[int, int]:
-    """Insert (audience, id) for each id that is a customer. Returns (known, inserted)."""
+    """Insert (audience, id) for each id that is a customer, with ``expires_at`` (None: no
+    expiry). Returns (known, inserted)."""
     param = list_param(connection, ids)
+    columns, extra, extra_params = _new_row(expires_at)
     with connection.cursor() as cur:
         if is_postgres(connection):
             # One pass over the ids: the customers found feed both the count and the insert.
             cur.execute(
                 f"WITH known AS (SELECT c.sc_id FROM {rows_of(connection, 'j')} "
                 f"JOIN {C} c ON c.sc_id = j.value), "
-                f"ins AS (INSERT INTO {M} (audience_id, customer_id, set_at, operation_id) "
-                "SELECT %s, sc_id, %s, %s FROM known ON CONFLICT DO NOTHING RETURNING 1) "
+                f"ins AS (INSERT INTO {M} {columns} "
+                f"SELECT %s, sc_id, %s, %s{extra} FROM known ON CONFLICT DO NOTHING RETURNING 1) "
                 "SELECT (SELECT COUNT(*) FROM known), (SELECT COUNT(*) FROM ins)",
-                [param, audience_id, _dt(now), operation_id],
+                [param, audience_id, _dt(now), operation_id, *extra_params],
             )
             known, inserted = cur.fetchone()
             return int(known), int(inserted)
@@ -52,10 +66,10 @@ def insert_memberships(
         if not known:
             return 0, 0
         cur.execute(
-            f"INSERT OR IGNORE INTO {M} (audience_id, customer_id, set_at, operation_id) "
-            f"SELECT %s, c.sc_id, %s, %s FROM {rows_of(connection, 'j')} "
+            f"INSERT OR IGNORE INTO {M} {columns} "
+            f"SELECT %s, c.sc_id, %s, %s{extra} FROM {rows_of(connection, 'j')} "
             f"JOIN {C} c ON c.sc_id = j.value",
-            [audience_id, _dt(now), operation_id, param],
+            [audience_id, _dt(now), operation_id, *extra_params, param],
         )
         return known, cur.rowcount
 
@@ -99,20 +113,20 @@ def _move_to_ledger(  # type: ignore[no-untyped-def]
     SQLite then deletes the rows the ledger just received (found through its index on the
     operation) instead of evaluating ``where`` — a whole segment rule — a second time.
     """
-    columns = "(audience_id, customer_id, set_at, set_by_id, removed_at, removed_by_id)"
+    columns = "(audience_id, customer_id, set_at, set_by_id, expires_at, removed_at, removed_by_id)"
     if is_postgres(connection):
         cur.execute(
             f"WITH gone AS (DELETE FROM {M} m WHERE {where} "
-            "RETURNING m.audience_id, m.customer_id, m.set_at, m.operation_id) "
+            "RETURNING m.audience_id, m.customer_id, m.set_at, m.operation_id, m.expires_at) "
             f"INSERT INTO {R} {columns} "
-            "SELECT audience_id, customer_id, set_at, operation_id, %s, %s FROM gone",
+            "SELECT audience_id, customer_id, set_at, operation_id, expires_at, %s, %s FROM gone",
             [*params, _dt(now), operation_id],
         )
         return cur.rowcount
     cur.execute(
         f"INSERT INTO {R} {columns} "
-        f"SELECT m.audience_id, m.customer_id, m.set_at, m.operation_id, %s, %s FROM {M} m "
-        f"WHERE {where}",
+        "SELECT m.audience_id, m.customer_id, m.set_at, m.operation_id, m.expires_at, %s, %s "
+        f"FROM {M} m WHERE {where}",
         [_dt(now), operation_id, *params],
     )
     moved = cur.rowcount
@@ -133,18 +147,21 @@ def _move_to_ledger(  # type: ignore[no-untyped-def]
     return moved
 
 
-def restore_removed_by(audience_id: int, operation_id: int) -> int:
+def restore_removed_by(audience_id: int, operation_id: int, now: datetime) -> int:
     """Put back the memberships an operation removed, as they were (original date and
-    operation), skipping customers that no longer exist or are members again."""
+    operation), skipping customers that no longer exist or are members again. An expiry still
+    ahead of ``now`` comes back with them; one that has passed does not (the customer would be
+    removed again at the next sweep — the undo of an ``expiry`` brings them back for good)."""
     conflict = "ON CONFLICT DO NOTHING" if is_postgres(connection) else ""
     verb = "INSERT" if is_postgres(connection) else "INSERT OR IGNORE"
     with connection.cursor() as cur:
         cur.execute(
-            f"{verb} INTO {M} (audience_id, customer_id, set_at, operation_id) "
-            f"SELECT r.audience_id, r.customer_id, r.set_at, r.set_by_id FROM {R} r "
-            f"JOIN {C} c ON c.sc_id = r.customer_id "
+            f"{verb} INTO {M} (audience_id, customer_id, set_at, operation_id, expires_at) "
+            "SELECT r.audience_id, r.customer_id, r.set_at, r.set_by_id, "
+            "CASE WHEN r.expires_at > %s THEN r.expires_at END "
+            f"FROM {R} r JOIN {C} c ON c.sc_id = r.customer_id "
             f"WHERE r.audience_id = %s AND r.removed_by_id = %s {conflict}",
-            [audience_id, operation_id],
+            [_dt(now), audience_id, operation_id],
         )
         return cur.rowcount
 
@@ -159,12 +176,14 @@ def change_selection(
     *,
     distinct: bool = False,
     customers_only: bool = False,
+    expires_at: datetime | None = None,
 ) -> tuple[int, int, int]:
     """Add or remove the customers a SELECT (one column ``customer_id``) chooses. Two
     statements: one count of the distinct ids and of those that are customers, then the change
     itself, applied in customer-id order so index pages are filled in sequence. With
     ``customers_only`` the caller guarantees every id is a customer and the count skips the
-    join. Returns (distinct requested, known customers, changed)."""
+    join. New members get ``expires_at`` (None: no expiry). Returns (distinct requested, known
+    customers, changed)."""
     unique = "" if distinct else "DISTINCT "
     picked = f"SELECT {unique}s.customer_id FROM ({select_sql}) s WHERE s.customer_id IS NOT NULL"
     with connection.cursor() as cur:
@@ -190,10 +209,11 @@ def change_selection(
                 if known == requested
                 else f"({picked}) k JOIN {C} c ON c.sc_id = k.customer_id"
             )
+            columns, extra, extra_params = _new_row(expires_at)
             cur.execute(
-                f"{verb} INTO {M} (audience_id, customer_id, set_at, operation_id) "
-                f"SELECT %s, k.customer_id, %s, %s FROM {source} ORDER BY k.customer_id{conflict}",
-                [audience_id, _dt(now), operation_id, *params],
+                f"{verb} INTO {M} {columns} SELECT %s, k.customer_id, %s, %s{extra} "
+                f"FROM {source} ORDER BY k.customer_id{conflict}",
+                [audience_id, _dt(now), operation_id, *extra_params, *params],
             )
             return requested, known, cur.rowcount
         where = f"m.audience_id = %s AND m.customer_id IN ({picked})"
@@ -259,6 +279,98 @@ def remove_outside(
         )
         return _move_to_ledger(
             cur, where, [audience_id, *params], now, operation_id, once_for=audience_id
+        )
+
+
+# --- Expiry (docs/expiry.md) -------------------------------------------------------------------
+#
+# Every statement below reads only rows with an expiry, through the partial index
+# membership_expiry_idx (audience_id, expires_at) WHERE expires_at IS NOT NULL.
+
+
+def has_expiring(audience_id: int) -> bool:
+    """Whether any member of the audience has an expiry (one probe of the partial index)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT 1 FROM {M} WHERE audience_id = %s AND expires_at IS NOT NULL LIMIT 1",
+            [audience_id],
+        )
+        return cur.fetchone() is not None
+
+
+def renew_expiry(
+    audience_id: int,
+    customers_where: str,
+    params: list,  # type: ignore[type-arg]
+    expires_at: datetime | None,
+) -> int:
+    """A fresh add of customers who are members already restarts their clock: each expiring
+    membership among the customers ``customers_where`` chooses (a condition on
+    ``customer_id``) gets ``expires_at`` if that is later, or none at all if the add has none.
+    An add never shortens a membership. ``set_at`` and the setting operation stay. Returns the
+    memberships renewed."""
+    if expires_at is None:
+        sql = f"UPDATE {M} SET expires_at = NULL WHERE audience_id = %s AND expires_at IS NOT NULL"
+        values: list[Any] = [audience_id]
+    else:
+        sql = (
+            f"UPDATE {M} SET expires_at = %s WHERE audience_id = %s AND expires_at IS NOT NULL "
+            "AND expires_at < %s"
+        )
+        values = [_dt(expires_at), audience_id, _dt(expires_at)]
+    with connection.cursor() as cur:
+        cur.execute(f"{sql} AND {customers_where}", [*values, *params])
+        return cur.rowcount
+
+
+def renew_expiry_of_ids(audience_id: int, ids: Sequence[int], expires_at: datetime | None) -> int:
+    return renew_expiry(
+        audience_id,
+        in_list(connection, "customer_id"),
+        [list_param(connection, ids)],
+        expires_at,
+    )
+
+
+def renew_expiry_of_selection(
+    audience_id: int,
+    select_sql: str,
+    params: list,  # type: ignore[type-arg]
+    expires_at: datetime | None,
+) -> int:
+    where = f"customer_id IN (SELECT s.customer_id FROM ({select_sql}) s)"
+    return renew_expiry(audience_id, where, params, expires_at)
+
+
+def audiences_with_due(cutoff: datetime) -> list[int]:
+    """Ids of the audiences with a membership expired at ``cutoff``: one probe of the partial
+    index per audience (the audiences table is small; the memberships are not)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT a.id FROM {A} a WHERE EXISTS (SELECT 1 FROM {M} m WHERE m.audience_id = a.id "
+            "AND m.expires_at IS NOT NULL AND m.expires_at <= %s) ORDER BY a.id",
+            [_dt(cutoff)],
+        )
+        return [int(row[0]) for row in cur.fetchall()]
+
+
+def has_due(audience_id: int, cutoff: datetime) -> bool:
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT 1 FROM {M} WHERE audience_id = %s AND expires_at IS NOT NULL "
+            "AND expires_at <= %s LIMIT 1",
+            [audience_id, _dt(cutoff)],
+        )
+        return cur.fetchone() is not None
+
+
+def remove_due(audience_id: int, cutoff: datetime, now: datetime, operation_id: int) -> int:
+    """Move the audience's memberships expired at ``cutoff`` to the ledger and delete them, as
+    the operation's only removal from that audience. Returns how many left."""
+    with connection.cursor() as cur:
+        where = "m.audience_id = %s AND m.expires_at IS NOT NULL AND m.expires_at <= %s"
+        return _move_to_ledger(
+            cur, where, [audience_id, _dt(cutoff)], now, operation_id, once_for=audience_id
         )
 
 

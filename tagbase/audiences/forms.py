@@ -8,6 +8,8 @@ import re
 from django import forms
 from django.conf import settings
 
+from tagbase.audiences.exports import EXPORT_FORMATS
+from tagbase.audiences.models import MAX_TTL_DAYS
 from tagbase.lib.identifiers import ID_TYPE_LABELS, IdType
 
 ID_TYPE_CHOICES = [(str(t), label) for t, label in ID_TYPE_LABELS.items()]
@@ -38,14 +40,39 @@ def split_identifiers(text: str, id_type: IdType) -> list[str]:
     return values
 
 
+def ttl_days_field(label: str, help_text: str, empty: str = "never") -> forms.IntegerField:
+    """A time-to-live in whole days; ``empty`` says what leaving it blank means (docs/expiry.md)."""
+    return forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_TTL_DAYS,
+        label=label,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": empty}),
+    )
+
+
 class AudienceForm(forms.Form):
-    """Name and description of a new audience; the service checks the name."""
+    """Name and description of a new audience, and its members' default time-to-live; the
+    service checks the name."""
 
     name = forms.CharField(
         max_length=400, strip=False, widget=forms.TextInput(attrs={"autocomplete": "off"})
     )
     description = forms.CharField(
         required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    member_ttl_days = ttl_days_field(
+        "Remove members after (days)",
+        "Optional. Each add keeps its customers this many days; empty: until removed.",
+    )
+
+
+class MemberTtlForm(forms.Form):
+    """The audience's default time-to-live of the memberships its adds set."""
+
+    member_ttl_days = ttl_days_field(
+        "Remove members after (days)", "For adds from now on; empty: members stay until removed."
     )
 
 
@@ -81,6 +108,9 @@ class MembersChangeForm(forms.Form):
         label="Identifiers",
         help_text="One per line; ';', ',' (and spaces, for IDs and e-mails) also separate.",
     )
+    ttl_days = ttl_days_field(
+        "Remove after (days)", "Adds only; empty: the audience's default.", "audience default"
+    )
 
     def clean(self) -> dict:
         data = super().clean() or {}
@@ -107,4 +137,17 @@ class MemberFindForm(forms.Form):
 
 
 class ExportForm(forms.Form):
-    id_type = forms.ChoiceField(choices=ID_TYPE_CHOICES, initial=IdType.SC_ID, label="Identifier")
+    """What to export: an identifier type or an ad-platform layout (``format``; ``id_type`` is
+    the first version's name, still accepted), and whether to start with a BOM for Excel."""
+
+    format = forms.ChoiceField(required=False, choices=list(EXPORT_FORMATS.items()), label="Export")
+    id_type = forms.ChoiceField(required=False, choices=ID_TYPE_CHOICES, label="Identifier")
+    bom = forms.BooleanField(required=False, label="For Excel (UTF-8 with BOM)")
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        chosen = data.get("format") or data.get("id_type")
+        if not chosen and not self.errors:
+            self.add_error("format", "Choose what to export.")
+        data["export_format"] = chosen
+        return data

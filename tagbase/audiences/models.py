@@ -6,6 +6,8 @@ Invariants (kept by ``audiences.services``, the only code that writes these tabl
   transaction as the rows (``reconcile`` proves it).
 - Every ``Membership`` names the ``Operation`` that set it. Every removal is copied to the
   append-only ``RemovedMembership`` ledger before the row goes, so history and undo survive.
+- A ``Membership`` with ``expires_at`` stays a member like any other until a worker's sweep
+  after that moment removes it, as an ``expiry`` operation (docs/expiry.md).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from django.utils import timezone
 
 from tagbase.customers.models import Customer
 from tagbase.lib.names import audience_name_key
+
+# The longest time-to-live a membership may be given: ten years (a longer one is a typo).
+MAX_TTL_DAYS = 3650
 
 
 class Audience(models.Model):
@@ -32,6 +37,11 @@ class Audience(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     updated_at = models.DateTimeField(default=timezone.now)
+    member_ttl_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Default time-to-live of a membership set by an add, in days (empty: none)",
+    )
 
     class Meta:
         ordering = ["name_key"]
@@ -52,6 +62,11 @@ class OperationKind(models.TextChoices):
     SEGMENT = "segment", "Segment"
     CAMPAIGN = "campaign", "Campaign"
     SET = "set", "Set operation"
+    # The worker removing memberships whose time-to-live has passed (docs/expiry.md).
+    EXPIRY = "expiry", "Expiry"
+    # A customer's personal data erased (docs/privacy.md): removed from every audience. Not
+    # undoable: the customer no longer exists.
+    ERASURE = "erasure", "Erasure"
     UNDO = "undo", "Undo"
 
 
@@ -138,16 +153,20 @@ class Operation(models.Model):
     def can_undo(self) -> bool:
         return (
             self.status == OperationStatus.SUCCEEDED
-            and self.kind != OperationKind.UNDO
+            and self.kind not in {OperationKind.UNDO, OperationKind.ERASURE}
             and self.audience_id is not None
         )
 
 
 class Membership(models.Model):
-    """One customer in one audience: when it was set and by which operation."""
+    """One customer in one audience: when it was set and by which operation, and until when
+    (``expires_at``: the worker removes it after that moment; NULL, the usual case: until
+    removed)."""
 
     # Indexes: the primary key serves "members of an audience"; membership_customer_idx serves
-    # "audiences of a customer". No other index: each one costs on every insert of millions.
+    # "audiences of a customer". membership_expiry_idx is partial: it holds only the rows with
+    # an expiry, so an add without one writes no entry to it. No other index: each one costs on
+    # every insert of millions.
     # On SQLite the table is WITHOUT ROWID (migration 0003): rows live in the key's b-tree.
     # A later migration that makes Django rebuild this table on SQLite must restore that.
     pk = models.CompositePrimaryKey("audience_id", "customer_id")
@@ -166,9 +185,17 @@ class Membership(models.Model):
         db_index=False,
         related_name="+",
     )
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["customer", "audience"], name="membership_customer_idx")]
+        indexes = [
+            models.Index(fields=["customer", "audience"], name="membership_customer_idx"),
+            models.Index(
+                fields=["audience", "expires_at"],
+                name="membership_expiry_idx",
+                condition=models.Q(expires_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"customer {self.customer_id} in audience {self.audience_id}"
@@ -204,6 +231,8 @@ class RemovedMembership(models.Model):
         db_index=False,
         related_name="+",
     )
+    # The membership's expiry when it was removed: an undo restores it if still in the future.
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

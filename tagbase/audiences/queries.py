@@ -17,7 +17,8 @@ def audience_list() -> QuerySet[Audience]:
 
 
 def customer_memberships(customer_id: int) -> list[dict[str, object]]:
-    """The customer's audiences with the date and operation that set each (one query).
+    """The customer's audiences with the date and operation that set each, and the expiry of
+    each membership (None: until removed) (one query).
 
     Only the columns the profile and the API show are read (the audience's id and name, the
     operation's id, kind and actor label): at 200 audiences that makes the query and its
@@ -28,6 +29,7 @@ def customer_memberships(customer_id: int) -> list[dict[str, object]]:
         .select_related("audience", "operation")
         .only(
             "set_at",
+            "expires_at",
             "audience__id",
             "audience__name",
             "operation__id",
@@ -36,7 +38,15 @@ def customer_memberships(customer_id: int) -> list[dict[str, object]]:
         )
         .order_by("audience__name_key")
     )
-    return [{"audience": m.audience, "set_at": m.set_at, "operation": m.operation} for m in rows]
+    return [
+        {
+            "audience": m.audience,
+            "set_at": m.set_at,
+            "operation": m.operation,
+            "expires_at": m.expires_at,
+        }
+        for m in rows
+    ]
 
 
 def customer_membership_history(customer_id: int, limit: int = 50) -> list[dict[str, object]]:

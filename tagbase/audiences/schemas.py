@@ -16,7 +16,13 @@ from pydantic import (
     model_validator,
 )
 
-from tagbase.audiences.models import Operation, OperationAction, OperationKind, OperationStatus
+from tagbase.audiences.models import (
+    MAX_TTL_DAYS,
+    Operation,
+    OperationAction,
+    OperationKind,
+    OperationStatus,
+)
 from tagbase.lib.identifiers import IdType
 
 MAX_ID = 2**63 - 1  # largest value of a BIGINT key; bigger ids would overflow the database
@@ -56,6 +62,9 @@ class AudienceOut(Schema):
     last_set_at: datetime | None = Field(description="When a customer was last added")
     created_at: datetime
     updated_at: datetime
+    member_ttl_days: int | None = Field(
+        description="Memberships set by an add expire this many days after it; null: never"
+    )
 
 
 class AudiencePage(Schema):
@@ -65,20 +74,35 @@ class AudiencePage(Schema):
     offset: int
 
 
+def _ttl_days(description: str) -> Any:
+    return Field(None, ge=1, le=MAX_TTL_DAYS, description=description)
+
+
 class AudienceCreateIn(Input):
     name: str = Field(description="1-200 characters; unique after trimming and case-folding")
     description: str = Field("", max_length=MAX_DESCRIPTION_LENGTH)
+    member_ttl_days: int | None = _ttl_days(
+        "Default time-to-live of the memberships its adds set, in days; null or absent: none"
+    )
 
 
 class AudienceUpdateIn(Input):
     name: str | None = None
     description: str | None = Field(None, max_length=MAX_DESCRIPTION_LENGTH)
+    member_ttl_days: int | None = _ttl_days(
+        "New default time-to-live, in days, for adds from now on; null clears it"
+    )
 
     @model_validator(mode="after")
     def _something_to_change(self) -> AudienceUpdateIn:
-        if self.name is None and self.description is None:
-            raise ValueError("send name, description or both")
+        if self.name is None and self.description is None and not self.changes_ttl:
+            raise ValueError("send member_ttl_days, or name, description or both")
         return self
+
+    @property
+    def changes_ttl(self) -> bool:
+        """Whether member_ttl_days was sent (null included: it clears the default)."""
+        return "member_ttl_days" in self.model_fields_set
 
 
 # --- Members ----------------------------------------------------------------------------------
@@ -88,6 +112,7 @@ class MemberOut(Schema):
     sc_id: int
     set_at: datetime
     operation_id: int | None
+    expires_at: datetime | None = Field(description="When the membership expires; null: never")
 
 
 class MemberPage(Schema):
@@ -101,6 +126,7 @@ class MembershipOut(Schema):
     member: bool = True
     set_at: datetime
     operation_id: int | None
+    expires_at: datetime | None = Field(description="When the membership expires; null: never")
 
 
 class CustomerAudienceOut(Schema):
@@ -108,6 +134,7 @@ class CustomerAudienceOut(Schema):
     name: str
     set_at: datetime
     operation_id: int | None
+    expires_at: datetime | None = Field(description="When the membership expires; null: never")
 
 
 class CustomerAudiences(Schema):
@@ -135,6 +162,13 @@ class MembersChangeIn(Input):
         min_length=1,
         max_length=settings.TAGBASE_MAX_IDS_PER_REQUEST,
         description="Identifiers of the customers, as strings or whole numbers",
+    )
+
+
+class MembersAddIn(MembersChangeIn):
+    ttl_days: int | None = _ttl_days(
+        "The memberships this add sets (or renews) expire this many days later; absent or "
+        "null: the audience's member_ttl_days"
     )
 
 
@@ -186,3 +220,15 @@ class MembersChangeOut(OperationOut):
 def operation_fields(op: Operation) -> dict[str, Any]:
     """The OperationOut fields of an operation, to combine with request-specific ones."""
     return {name: getattr(op, name) for name in OperationOut.model_fields}
+
+
+# The members CSV (GET /audiences/{id}/members.csv) is streamed, not a schema: its OpenAPI entry.
+MEMBERS_CSV = {
+    "200": {
+        "description": "Identifier export: a header naming the identifier type, then one "
+        "identifier a line. Ad-platform export: the platform's header (Email,Phone or "
+        "email,phone), then one row per member with an e-mail or a phone: SHA-256 hex of each "
+        "normalised value, empty when the member has none. UTF-8, CRLF, formula-escaped.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}

@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/rename/", views.audience_rename, name="audience_rename"),
     path("<int:pk>/delete/", views.audience_delete, name="audience_delete"),
     path("<int:pk>/members/", views.audience_members_change, name="audience_members_change"),
+    path("<int:pk>/expiry/", views.audience_expiry, name="audience_expiry"),
     path("<int:pk>/export/", views.audience_export, name="audience_export"),
     path("operations/<int:pk>/undo/", views.operation_undo, name="operation_undo"),
 ]

@@ -4,12 +4,14 @@ Thin entry points: parse the request, check the role, call ONE service, render. 
 works without JavaScript; with htmx, a request that names a part of the page (``HX-Target``)
 gets only that part (a ``{% partialdef %}`` of the same template), so there is one template per
 page and no second copy of any markup. Analysts read everything but change nothing: every
-write view answers 403 to them, and they may export only Tagbase IDs (no personal data).
+write view answers 403 to them, and they may export only Tagbase IDs (no personal data: not
+the other identifiers, nor the ad-platform lists of hashed e-mails and phones).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -26,22 +28,20 @@ from django.views.decorators.http import require_http_methods, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from tagbase.accounts.actors import Actor
-from tagbase.audiences import queries, services
+from tagbase.audiences import exports, queries, services
 from tagbase.audiences.forms import (
     AudienceForm,
     AudienceListForm,
     ExportForm,
     MemberFindForm,
     MembersChangeForm,
+    MemberTtlForm,
     RenameForm,
 )
 from tagbase.audiences.models import Audience, Operation, OperationKind
 from tagbase.customers.queries import AmbiguousIdentifier, find_customer, resolve_identifiers
-from tagbase.lib.csvsafe import csv_lines
 from tagbase.lib.identifiers import ID_TYPE_LABELS, IdType, InvalidIdentifier
 
-# Identifier types that are personal data: analysts may not export them.
-PERSONAL_ID_TYPES = {IdType.EXTERNAL_ID, IdType.PHONE, IdType.EMAIL, IdType.CARD}
 OPERATIONS_SHOWN = 20
 
 
@@ -104,6 +104,7 @@ def audience_create(request: HttpRequest) -> HttpResponse:
             audience = services.create_audience(
                 form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
+                member_ttl_days=form.cleaned_data["member_ttl_days"],
                 actor=_actor(request),
             )
         except services.AudienceError as exc:
@@ -223,7 +224,9 @@ def _detail_context(request: HttpRequest, audience: Audience, **extra: Any) -> d
         "found": _find_member(request, audience) if "find" in request.GET else None,
         "export_form": ExportForm(),
         "export_types": _export_types(can_write),
+        "export_platforms": _export_platforms(can_write),
         "change_form": MembersChangeForm() if can_write else None,
+        "ttl_form": _ttl_form(audience) if can_write else None,
         "max_ids": settings.TAGBASE_MAX_IDS_PER_REQUEST,
     }
     context.update(extra)
@@ -238,11 +241,19 @@ def _positive_int(text: str | None) -> int:
 
 
 def _export_types(can_write: bool) -> list[tuple[str, str]]:
+    """The identifier types the user may export (analysts: Tagbase IDs only)."""
     return [
         (str(t), label)
         for t, label in ID_TYPE_LABELS.items()
-        if can_write or t not in PERSONAL_ID_TYPES
+        if can_write or not exports.is_personal(str(t))
     ]
+
+
+def _export_platforms(can_write: bool) -> list[tuple[str, str]]:
+    """The ad-platform layouts, for roles that may export personal data."""
+    if not can_write:
+        return []
+    return [(str(p), f"{layout.label} (hashed)") for p, layout in exports.LAYOUTS.items()]
 
 
 def _find_member(request: HttpRequest, audience: Audience) -> dict[str, Any]:
@@ -280,11 +291,14 @@ def audience_members_change(request: HttpRequest, pk: int) -> HttpResponse:
     result = None
     if form.is_valid():
         resolution = resolve_identifiers(form.cleaned_data["id_type"], form.cleaned_data["values"])
+        adding = form.cleaned_data["action"] == "add"
         change = (
             services.add_customers_to_audience
-            if form.cleaned_data["action"] == "add"
+            if adding
             else services.remove_customers_from_audience
         )
+        ttl_days = form.cleaned_data.get("ttl_days")
+        options: dict[str, Any] = {"ttl": timedelta(days=ttl_days)} if adding and ttl_days else {}
         try:
             operation = change(
                 audience,
@@ -296,6 +310,7 @@ def audience_members_change(request: HttpRequest, pk: int) -> HttpResponse:
                     ambiguous=len(resolution.ambiguous),
                     invalid=len(resolution.invalid),
                 ),
+                **options,
             )
         except services.AudienceError as exc:
             _service_error(form, exc)
@@ -305,6 +320,33 @@ def audience_members_change(request: HttpRequest, pk: int) -> HttpResponse:
             audience.refresh_from_db()
             form = MembersChangeForm(initial={"id_type": form.cleaned_data["id_type"]})
     context = _detail_context(request, audience, change_form=form, result=result)
+    return render(request, "audiences/audience_detail.html", context)
+
+
+def _ttl_form(audience: Audience, data: Any = None) -> MemberTtlForm:
+    return MemberTtlForm(data, initial={"member_ttl_days": audience.member_ttl_days})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@writer_required
+def audience_expiry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set or clear the audience's default time-to-live (the "Membership expiry" box of its
+    page): ONE service call. A GET (a reloaded result) goes to the audience page."""
+    audience = get_object_or_404(Audience.objects.select_related("created_by"), pk=pk)
+    if request.method != "POST":
+        return redirect("audiences:audience_detail", pk=audience.pk)
+    form = _ttl_form(audience, request.POST)
+    if form.is_valid():
+        try:
+            days = form.cleaned_data["member_ttl_days"]
+            services.set_audience_member_ttl(audience, days, actor=_actor(request))
+        except services.AudienceError as exc:
+            _service_error(form, exc)
+        else:
+            done = f"removed {days:,} days after they are added" if days else "kept until removed"
+            messages.success(request, f"From now on, added members are {done}.")
+            return _go(request, reverse("audiences:audience_detail", args=[audience.pk]))
+    context = _detail_context(request, audience, ttl_form=form)
     return render(request, "audiences/audience_detail.html", context)
 
 
@@ -338,21 +380,26 @@ def operation_undo(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 @login_required
 def audience_export(request: HttpRequest, pk: int) -> HttpResponseBase:
-    """Members as a one-column CSV of the chosen identifier, streamed in keyset batches."""
+    """Members as CSV, streamed in keyset batches (``audiences.exports``): one column of the
+    chosen identifier (no header, as the page always gave it), or an ad platform's hashed
+    customer list (with the header the platform requires)."""
     audience = get_object_or_404(Audience, pk=pk)
     form = ExportForm(request.GET)
     if not form.is_valid():
-        messages.error(request, "Choose which identifier to export.")
+        messages.error(request, "Choose what to export.")
         return redirect("audiences:audience_detail", pk=audience.pk)
-    id_type = IdType(form.cleaned_data["id_type"])
-    if id_type in PERSONAL_ID_TYPES and not request.user.can_write:  # type: ignore[union-attr]
+    export_format = form.cleaned_data["export_format"]
+    if exports.is_personal(export_format) and not request.user.can_write:  # type: ignore[union-attr]
         raise PermissionDenied("Your role may not export personal data.")
-    values = queries.iter_member_identifiers(audience.pk, str(id_type))
+    platform = export_format in exports.LAYOUTS
+    rows = exports.member_rows(audience.pk, export_format, header=platform)
+    # Ad platforms expect plain UTF-8 headers: the BOM is for identifier lists opened in Excel.
+    bom = form.cleaned_data["bom"] and not platform
     response = StreamingHttpResponse(
-        csv_lines([value] for value in values), content_type="text/csv; charset=utf-8"
+        exports.csv_chunks(rows, bom=bom), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = content_disposition_header(
-        True, f"audience-{audience.pk}-{id_type}.csv"
+        True, exports.download_name(audience, export_format)
     )
-    response["Cache-Control"] = "no-store"
+    response["Cache-Control"] = "no-store"  # personal data: no copies in caches
     return response

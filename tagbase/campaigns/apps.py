@@ -13,3 +13,10 @@ class CampaignsConfig(AppConfig):
         from tagbase.campaigns import profile, receivers  # noqa: F401  (profile registers)
 
         receivers.connect()
+
+        # Erasing a customer's personal data (docs/privacy.md) reaches their entries, tokens,
+        # passages and outbox messages.
+        from tagbase.campaigns.services import erase_customer
+        from tagbase.customers.erasure import Eraser, register_eraser
+
+        register_eraser(Eraser("campaigns", erase_customer))

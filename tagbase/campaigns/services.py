@@ -15,11 +15,23 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tagbase.accounts import audit
 from tagbase.accounts.actors import Actor
 from tagbase.audiences.services import AudienceError, get_or_create_audience
 from tagbase.campaigns import graph as graphs
-from tagbase.campaigns.models import Campaign, CampaignStatus, CampaignVersion, Token
+from tagbase.campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    CampaignVersion,
+    Entry,
+    OutboxMessage,
+    OutboxStatus,
+    Passage,
+    SegmentWatch,
+    Token,
+)
 from tagbase.campaigns.nodes import GraphError
+from tagbase.customers.erasure import ErasedCustomer
 from tagbase.lib.errors import ServiceError
 from tagbase.lib.names import InvalidName, audience_name_key, clean_audience_name
 
@@ -119,6 +131,8 @@ def create_campaign(
                 updated_by=actor.user,
             )
             _snapshot(campaign, actor)
+            summary = {"name": campaign.name, "version": campaign.version}
+            audit.record(actor, "campaign.created", "campaign", campaign.pk, summary)
     except IntegrityError:
         raise CampaignNameTaken(
             f"A campaign named {display!r} already exists.", field="name"
@@ -141,6 +155,7 @@ def update_campaign(
         locked = Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
         if locked is None:
             raise CampaignNotFound(f"Campaign {campaign.pk} does not exist.")
+        before, before_graph = locked.name, locked.graph
         if name is not None:
             locked.name = _clean_name(name)
             _check_name_free(locked.name, exclude=locked.pk)
@@ -162,6 +177,14 @@ def update_campaign(
                 f"A campaign named {locked.name!r} already exists.", field="name"
             ) from None
         _snapshot(locked, actor)
+        # Not the graph: a message action's text may name anyone.
+        summary = {
+            "name": locked.name,
+            "version": locked.version,
+            "renamed": locked.name != before,
+            "graph_changed": locked.graph != before_graph,
+        }
+        audit.record(actor, "campaign.updated", "campaign", locked.pk, summary)
     return locked
 
 
@@ -170,6 +193,7 @@ def _set_status(campaign: Campaign, status: str, actor: Actor) -> Campaign:
         locked = Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
         if locked is None:
             raise CampaignNotFound(f"Campaign {campaign.pk} does not exist.")
+        before = locked.status
         now = timezone.now()
         if status == CampaignStatus.ACTIVE:
             graphs.check_references(graphs.validate(locked.graph))
@@ -181,7 +205,17 @@ def _set_status(campaign: Campaign, status: str, actor: Actor) -> Campaign:
         locked.updated_by = actor.user
         locked.updated_at = now
         locked.save(update_fields=["status", "fired_at", "updated_by", "updated_at"])
+        if status != before:  # activating an active campaign changes nothing: no entry
+            summary = {"name": locked.name, "status": status, "previous_status": before}
+            audit.record(actor, _STATUS_ACTIONS[status], "campaign", locked.pk, summary)
     return locked
+
+
+_STATUS_ACTIONS: dict[str, str] = {
+    CampaignStatus.ACTIVE: "campaign.activated",
+    CampaignStatus.SUSPENDED: "campaign.suspended",
+    CampaignStatus.INACTIVE: "campaign.deactivated",
+}
 
 
 def activate_campaign(campaign: Campaign, *, actor: Actor) -> Campaign:
@@ -203,4 +237,40 @@ def deactivate_campaign(campaign: Campaign, *, actor: Actor) -> Campaign:
 def delete_campaign(campaign: Campaign, *, actor: Actor) -> None:
     """Delete the campaign and its history of entries and steps. The audience operations its
     steps made stay in the audiences' history (and undoable)."""
-    Campaign.objects.filter(pk=campaign.pk).delete()
+    with transaction.atomic():
+        if Campaign.objects.filter(pk=campaign.pk).delete()[0]:
+            summary = {"name": campaign.name}
+            audit.record(actor, "campaign.deleted", "campaign", campaign.pk, summary)
+
+
+# --- Erasure (docs/privacy.md) ----------------------------------------------------------------
+
+ERASED_NOTE = "Not sent: the customer's personal data was erased."
+
+
+def erase_customer(
+    customer: ErasedCustomer, prepared: object = None, *, actor: Actor
+) -> dict[str, int]:
+    """The campaigns' part of erasing a customer (registered as an eraser in ``apps.py``; runs
+    inside ``customers.services.erase_customer``'s transaction).
+
+    The customer's own trail goes: their entries, the tokens they wait on (so no step runs for
+    them again), the steps they passed, their rows of *entered a segment* triggers. Their
+    messages in the outbox stay as a record that a message was written (campaign, step, channel,
+    time, status) with the address, subject, body and any error text blanked and the link to the
+    customer removed; a message not yet sent is marked failed instead. The campaigns' figures
+    (batches, step runs and their counts) are aggregates and stay as they are. Idempotent."""
+    sc_id = customer.sc_id
+    messages = OutboxMessage.objects.filter(customer_id=sc_id)
+    unsent = messages.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING]).update(
+        status=OutboxStatus.FAILED
+    )
+    masked = messages.update(customer=None, to="", subject="", body="", error=ERASED_NOTE)
+    return {
+        "entries_deleted": Entry.objects.filter(customer_id=sc_id).delete()[0],
+        "tokens_deleted": Token.objects.filter(customer_id=sc_id).delete()[0],
+        "passages_deleted": Passage.objects.filter(customer_id=sc_id).delete()[0],
+        "segment_watch_deleted": SegmentWatch.objects.filter(customer_id=sc_id).delete()[0],
+        "messages_masked": masked,
+        "messages_not_sent": unsent,
+    }

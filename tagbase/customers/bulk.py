@@ -14,7 +14,8 @@ context and quantizes it to 2 places, which is exact for totals below 10^13.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection
@@ -126,3 +127,36 @@ def existing_receipts(pairs: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
             params,
         )
         return {(int(c), str(n)) for c, n in cur.fetchall()}
+
+
+# --- Erasure (docs/privacy.md) ------------------------------------------------------------------
+
+
+@contextmanager
+def secure_delete() -> Iterator[None]:
+    """On SQLite, have the deletes and updates of the enclosed work overwrite the old content
+    with zeros (``PRAGMA secure_delete``), so an erased customer's data does not linger in the
+    database file's free space; the connection's previous setting is restored after. Nothing
+    on PostgreSQL: there, freed space is reclaimed by VACUUM (docs/privacy.md)."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cur:
+        cur.execute("PRAGMA secure_delete")
+        before = int(cur.fetchone()[0])
+        cur.execute("PRAGMA secure_delete = 1")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            cur.execute(f"PRAGMA secure_delete = {1 if before else 0}")
+
+
+def checkpoint_wal() -> None:
+    """On SQLite, copy the write-ahead log into the database file and empty it, so that older
+    copies of changed pages (which held the erased data) leave the log now rather than at the
+    next automatic checkpoint. Best effort: readers still open keep what they are reading."""
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cur:
+        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -9,6 +9,7 @@ judged invalid.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -159,3 +160,39 @@ class CustomerStats(models.Model):
 
     def __str__(self) -> str:
         return f"Stats of customer {self.customer_id}"
+
+
+class Erasure(models.Model):
+    """The record that a customer's personal data was erased (docs/privacy.md): which ``sc_id``,
+    when, by whom, and what was removed, as counts per app. It holds no personal data by design:
+    the customer's row is gone, and ``sc_id`` is all that still links the history (operations,
+    the removal ledger) to them. An ``sc_id`` is never given to another customer (the id is an
+    auto-increment that is not reused), so a history row naming it means this erased customer.
+
+    Written only by ``customers.services.erase_customer``; never changed or deleted."""
+
+    sc_id = models.BigIntegerField(unique=True)
+    erased_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=150, blank=True, default="", help_text="User name or API token name at the time"
+    )
+    counts = models.JSONField(
+        default=dict, blank=True, help_text="What was removed or masked, per app: numbers only"
+    )
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["-erased_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["actor_label", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="erasure_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Customer {self.sc_id} erased"

@@ -167,3 +167,32 @@ class LoadReportOut(Schema):
     updated: int
     failed: int
     errors: list[RowErrorOut] = Field(description="The first 1,000 problems")
+
+
+# --- Erasure ----------------------------------------------------------------------------------
+
+
+class ErasureOut(Schema):
+    """The erasure record of a customer (docs/privacy.md): no personal data, only the id, when,
+    who and what was removed, as counts per app."""
+
+    sc_id: int
+    erased_at: datetime
+    erased_by: str = Field(description="The user or token (token:<name>) that erased it")
+    already_erased: bool = Field(
+        description="True when the customer had been erased before this request (nothing was "
+        "done now); a repeat with the same Idempotency-Key answers as the first time"
+    )
+    counts: dict[str, dict[str, int]] = Field(
+        description="Per app (audiences, imports, campaigns, customers): rows removed or masked"
+    )
+
+    @staticmethod
+    def of(erasure: Any, already_erased: bool) -> dict[str, Any]:
+        return {
+            "sc_id": erasure.sc_id,
+            "erased_at": erasure.erased_at,
+            "erased_by": erasure.actor_label,
+            "already_erased": already_erased,
+            "counts": erasure.counts,
+        }

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
 
+from tagbase.accounts import audit
 from tagbase.accounts.actors import Actor
 from tagbase.customers import bulk
 from tagbase.customers.csvfiles import CsvFile, open_csv
-from tagbase.customers.models import Card, Customer, Event, Receipt
+from tagbase.customers.erasure import ErasedCustomer, ErasureError, erasers
+from tagbase.customers.models import Card, Customer, CustomerStats, Erasure, Event, Receipt
 from tagbase.customers.queries import RESOLVE_CHUNK, match_identifiers
 from tagbase.customers.reports import FileRejected, LoadReport, RowError, RowProblems
 from tagbase.customers.rows import (
@@ -36,6 +39,7 @@ from tagbase.customers.rows import (
 from tagbase.customers.signals import (
     EventFact,
     ReceiptFact,
+    customer_erased,
     customers_registered,
     events_recorded,
     receipts_loaded,
@@ -46,9 +50,12 @@ from tagbase.lib.sqlbits import chunked
 
 __all__ = [
     "BATCH_SIZE",
+    "CustomerNotFound",
+    "ErasureResult",
     "FileRejected",
     "LoadReport",
     "RowError",
+    "erase_customer",
     "load_customers_csv",
     "load_receipts",
     "load_receipts_csv",
@@ -419,3 +426,133 @@ def _event_batch(batch: list[tuple[int, Any]], report: LoadReport) -> None:
             facts = [EventFact(e.customer_id, e.name, e.payload, e.occurred_at) for e in events]
             send_on_commit(events_recorded, events=facts)
     report.created += len(resolved)
+
+
+# --- Erasure (docs/privacy.md) ----------------------------------------------------------------
+
+
+class CustomerNotFound(ErasureError):
+    code = "customer_not_found"
+
+
+class ErasureIdempotencyConflict(ErasureError):
+    code = "idempotency_key_reused"
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    """What ``erase_customer`` did: the erasure record, and whether the customer had been
+    erased before this call (then nothing was done now)."""
+
+    erasure: Erasure
+    already_erased: bool
+
+
+def erase_customer(sc_id: int, *, actor: Actor, idempotency_key: str = "") -> ErasureResult:
+    """Erase a customer's personal data everywhere Tagbase holds it (docs/privacy.md).
+
+    Every app that holds data about customers has registered an eraser
+    (``customers.erasure``): audiences remove the customer from every audience (one recorded
+    ``erasure`` operation per audience), imports empty their lines in stored uploads and mask
+    their staged rows and rejected-rows report rows, campaigns delete their trail and mask
+    their outbox messages. Then the customer's cards, receipts, events, receipt metrics and
+    the customer row itself are deleted, and an ``Erasure`` record is written: the ``sc_id``,
+    when, who, and counts — no personal data. All of it in one transaction, so the database
+    is either untouched or fully erased (stored files are changed inside it, before the commit:
+    a failure after them leaves files already cleaned, and erasing again finishes the job).
+
+    The row is deleted rather than kept blanked: a blank row would still be a customer to every
+    list, segment, import and campaign, each of which would have to learn to skip it. The
+    ``sc_id`` is never given to anyone else, so history rows that name it (operations, the
+    removal ledger) still mean this customer, and the ``Erasure`` record says what became of it.
+
+    Idempotent: erasing an erased customer changes nothing and returns the first record with
+    ``already_erased``. With an ``idempotency_key`` (per actor), a repeat returns the first
+    answer as it was; the same key for another customer raises ErasureIdempotencyConflict. An
+    ``sc_id`` that never was a customer raises CustomerNotFound; an eraser that cannot proceed
+    now raises ``ErasureBlocked`` (nothing changed)."""
+    key = idempotency_key[:200]
+    if key:
+        first = Erasure.objects.filter(actor_label=actor.label[:150], idempotency_key=key).first()
+        if first is not None:
+            if first.sc_id != sc_id:
+                raise ErasureIdempotencyConflict(
+                    "This Idempotency-Key was already used to erase another customer.",
+                    field="Idempotency-Key",
+                )
+            return ErasureResult(first, already_erased=False)
+    customer = Customer.objects.filter(pk=sc_id).first()
+    if customer is None:
+        return _erased_before(sc_id)
+    snapshot = ErasedCustomer.of(customer)
+    prepared = _prepare(snapshot)  # slow reads (stored files), outside the transaction
+    with bulk.secure_delete(), transaction.atomic():
+        record = _erase_locked(sc_id, snapshot, prepared, actor, key)
+    if record is None:  # erased by a concurrent call meanwhile
+        return _erased_before(sc_id)
+    log.info("customer %d erased by %s", sc_id, actor.label)
+    return ErasureResult(record, already_erased=False)
+
+
+def _erase_locked(
+    sc_id: int, snapshot: ErasedCustomer, prepared: dict[str, Any], actor: Actor, key: str
+) -> Erasure | None:
+    """The erasure's transaction: lock the customer's row, let every eraser work, delete the
+    customer, record it. None when the customer is gone already."""
+    locked = Customer.objects.select_for_update().filter(pk=sc_id).first()
+    if locked is None:
+        return None
+    current = ErasedCustomer.of(locked)
+    if current != snapshot:  # changed since it was read: look again, now under the lock
+        prepared = _prepare(current)
+    counts = {e.app: e.erase(current, prepared.get(e.app), actor=actor) for e in erasers()}
+    counts["customers"] = _delete_customer(sc_id)
+    record = Erasure.objects.create(
+        sc_id=sc_id,
+        erased_at=timezone.now(),
+        actor=actor.user,
+        actor_label=actor.label[:150],
+        counts=counts,
+        idempotency_key=key,
+    )
+    # The audit log holds no customer ids: its entry names the erasure record.
+    audit.record(actor, "customer.erased", "erasure", record.pk, _audit_summary(counts))
+    send_on_commit(
+        customer_erased, sc_id=sc_id, erased_at=record.erased_at, actor_label=record.actor_label
+    )
+    transaction.on_commit(bulk.checkpoint_wal)
+    return record
+
+
+def _audit_summary(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    return {
+        "audiences": counts.get("audiences", {}).get("memberships_removed", 0),
+        "import_lines": counts.get("imports", {}).get("lines_emptied", 0),
+        "messages": counts.get("campaigns", {}).get("messages_masked", 0),
+    }
+
+
+def _prepare(customer: ErasedCustomer) -> dict[str, Any]:
+    return {e.app: e.prepare(customer) for e in erasers() if e.prepare is not None}
+
+
+def _erased_before(sc_id: int) -> ErasureResult:
+    record = Erasure.objects.filter(sc_id=sc_id).first()
+    if record is None:
+        raise CustomerNotFound(f"Customer {sc_id} does not exist.", field="sc_id")
+    return ErasureResult(record, already_erased=True)
+
+
+def _delete_customer(sc_id: int) -> dict[str, int]:
+    """Delete what customers holds about the customer, then the row. The row goes with a plain
+    DELETE, not Django's cascading delete: every other app erases its own rows through its
+    eraser, and a row one of them left behind must fail the erasure (its foreign key), not be
+    deleted or unlinked silently."""
+    counts = {
+        "cards_deleted": Card.objects.filter(customer_id=sc_id).delete()[0],
+        "receipts_deleted": Receipt.objects.filter(customer_id=sc_id).delete()[0],
+        "events_deleted": Event.objects.filter(customer_id=sc_id).delete()[0],
+        "stats_deleted": CustomerStats.objects.filter(customer_id=sc_id).delete()[0],
+    }
+    counts["customer_deleted"] = Customer.objects.filter(pk=sc_id)._raw_delete(Customer.objects.db)
+    return counts

@@ -9,6 +9,8 @@ must be cheap: they run inside the API request or the CLI load that caused them.
 - ``receipts_loaded``: ``receipts`` (list[ReceiptFact]) — receipts that did not exist before
   (reloading a receipt updates it and is not sent again).
 - ``events_recorded``: ``events`` (list[EventFact]) — every event appended.
+- ``customer_erased``: ``sc_id`` (int), ``erased_at`` (datetime), ``actor_label`` (str) — a
+  customer's personal data was erased (docs/privacy.md). Carries no personal data.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ log = logging.getLogger("tagbase.customers")
 customers_registered = Signal()
 receipts_loaded = Signal()
 events_recorded = Signal()
+customer_erased = Signal()
 
 
 @dataclass(frozen=True)

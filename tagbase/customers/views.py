@@ -1,4 +1,5 @@
-"""Pages of Customers → All customers and the customer profile. Read only, for every role.
+"""Pages of Customers → All customers and the customer profile, read only for every role; and
+erasing a customer's personal data, for admins only (docs/privacy.md).
 
 Thin entry points: parse the request, ask ``customers.queries``, render. The list answers an
 htmx request aimed at its results (``HX-Target: results``) with only that part of the page.
@@ -10,13 +11,20 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_safe
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_safe
+from django_htmx.http import HttpResponseClientRedirect
 
+from tagbase.accounts.actors import Actor
+from tagbase.customers import services
+from tagbase.customers.erasure import ErasureError
 from tagbase.customers.forms import CustomerFilterForm
 from tagbase.customers.models import Customer, CustomerStats
 from tagbase.customers.profile import sections_for
@@ -57,6 +65,45 @@ def customer_detail(request: HttpRequest, sc_id: int) -> HttpResponse:
         "sections": sections,
     }
     return render(request, "customers/customer_detail.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+def customer_erase(request: HttpRequest, sc_id: int) -> HttpResponse:
+    """Erase the customer's personal data (admins only): GET asks to confirm (a dialog with
+    htmx), POST erases and goes back to the list."""
+    if not request.user.is_admin:  # type: ignore[union-attr]
+        raise PermissionDenied("Only an admin may erase a customer's personal data.")
+    customer = get_object_or_404(Customer, sc_id=sc_id)
+    if request.method == "POST":
+        try:
+            services.erase_customer(sc_id, actor=Actor.of_user(request.user))  # type: ignore[arg-type]
+        except ErasureError as exc:
+            messages.error(request, exc.message)
+            return _go(request, reverse("customers:customer_detail", args=[sc_id]))
+        messages.success(
+            request,
+            f"Customer {sc_id}: personal data erased. The ID stays in the history; nothing "
+            "else about the customer does.",
+        )
+        return _go(request, reverse("customers:customer_list"))
+    htmx = getattr(request, "htmx", None)
+    dialog = htmx and not htmx.history_restore_request and htmx.target == "modal"
+    template = "customers/customer_erase.html" + ("#dialog" if dialog else "")
+    context = {
+        "customer": customer,
+        "cards": customer.cards.count(),
+        "receipts": customer.receipts.count(),
+        "events": customer.events.count(),
+    }
+    return render(request, template, context)
+
+
+def _go(request: HttpRequest, url: str) -> HttpResponse:
+    """Redirect; an htmx request (a form in a dialog) gets a full-page client redirect."""
+    if getattr(request, "htmx", None):
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
 
 
 def _attributes(value: Any) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from tagbase.accounts import audit
 from tagbase.accounts.actors import Actor
 from tagbase.audiences import services as audience_services
 from tagbase.audiences.models import Audience, OperationKind
@@ -689,6 +690,15 @@ def report(job: ImportJob, owner: str) -> None:
             stage=Stage.DONE,
             finished_at=timezone.now(),
         )
+        summary = {
+            "status": status,
+            "rows_read": job.rows_read,
+            "added": totals["added"],
+            "removed": totals["removed"],
+            "rejected": rejected,
+            "audiences_created": len(created),
+        }
+        audit.record(_actor(job), "import.applied", "import", job.pk, summary)
 
 
 REJECT_MESSAGES = {

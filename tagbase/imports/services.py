@@ -18,9 +18,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tagbase.accounts import audit
 from tagbase.accounts.actors import Actor
 from tagbase.audiences import services as audience_services
 from tagbase.audiences.models import Audience
+from tagbase.customers.erasure import ErasedCustomer
+from tagbase.imports import erasure
+from tagbase.imports.erasure import FoundRecords
 from tagbase.imports.models import (
     TERMINAL,
     ImportAction,
@@ -233,6 +237,7 @@ def start_import(
                 idempotency_key=idempotency_key[:200],
                 request_fingerprint=fingerprint,
             )
+            audit.record(actor, "import.started", "import", job.pk, _started_summary(job))
             if enqueue:
                 transaction.on_commit(lambda: enqueue_job(job.pk))
     except IntegrityError:
@@ -246,6 +251,21 @@ def start_import(
         (import_dir() / stored).unlink(missing_ok=True)
         raise
     return job
+
+
+def _started_summary(job: ImportJob) -> dict[str, object]:
+    """What the log keeps of a new import: its options and size — not the file's name (people
+    name files after people) and nothing of its contents."""
+    return {
+        "mode": job.mode,
+        "action": job.action,
+        "id_type": job.id_type,
+        "audience_id": job.audience_id,
+        "name": job.audience_name or None,
+        "dry_run": job.dry_run,
+        "size_bytes": job.size_bytes,
+        "source": job.source,
+    }
 
 
 def _fingerprint(req: ImportRequest, sha256: str) -> str:
@@ -298,6 +318,7 @@ def commit_import(job: ImportJob, *, actor: Actor, enqueue: bool = True) -> Impo
                 "not_previewed",
                 f"Import {job.pk} is {job.status}; only a previewed import can be committed.",
             )
+        audit.record(actor, "import.committed", "import", job.pk)
         if enqueue:
             transaction.on_commit(lambda: enqueue_job(job.pk))
     job.refresh_from_db()
@@ -332,6 +353,7 @@ def cancel_import(job: ImportJob, *, actor: Actor) -> ImportJob:
             )
             fields += ["status", "stage", "finished_at"]
         locked.save(update_fields=fields)
+        audit.record(actor, "import.cancelled", "import", locked.pk, {"status": locked.status})
     return locked
 
 
@@ -351,11 +373,14 @@ def undo_import(job: ImportJob, *, actor: Actor) -> ImportJob:
             )
         if locked.undone_at:
             raise ImportError_("cannot_undo", f"Import {job.pk} has already been undone.")
+        undone = 0
         for target in locked.targets.select_related("operation").filter(operation__isnull=False):
             if target.operation and target.operation.can_undo:
                 audience_services.undo_operation(target.operation, actor=actor)
+                undone += 1
         locked.undone_at = timezone.now()
         locked.save(update_fields=["undone_at"])
+        audit.record(actor, "import.undone", "import", locked.pk, {"operations": undone})
     return locked
 
 
@@ -383,3 +408,23 @@ def delete_job_files(job: ImportJob) -> None:
 
 def reject_upload_error(exc: csvread.FileRejected) -> dict[str, object]:
     return exc.as_dict()
+
+
+# --- Erasure (docs/privacy.md) ----------------------------------------------------------------
+
+
+def find_customer_records(customer: ErasedCustomer) -> dict[int, FoundRecords]:
+    """The imports' *prepare* step of erasing a customer: which stored uploads hold the
+    customer's records, and where (reads files only; see ``imports.erasure``)."""
+    return erasure.find_customer_records(customer)
+
+
+def erase_customer(
+    customer: ErasedCustomer, found: dict[int, FoundRecords] | None = None, *, actor: Actor
+) -> dict[str, int]:
+    """The imports' part of erasing a customer (registered as an eraser in ``apps.py``; runs
+    inside ``customers.services.erase_customer``'s transaction): empty the customer's lines in
+    the stored uploads that hold them, mask their staged rows and drop their rows from the
+    rejected-rows reports. Raises ``ErasureBlocked`` while a worker is processing one of those
+    imports. Idempotent: a second run finds no record of the customer left."""
+    return erasure.erase_records(customer, found)

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from tagbase.accounts import audit
 from tagbase.accounts.actors import Actor
 from tagbase.audiences.models import Audience, Membership
 from tagbase.audiences.services import create_audience
@@ -188,6 +189,7 @@ def create_segment(
                 created_by=actor.user,
                 updated_by=actor.user,
             )
+            audit.record(actor, "segment.created", "segment", segment.pk, {"name": segment.name})
     except IntegrityError:
         raise SegmentNameTaken(
             f"A segment named {display!r} already exists.", field="name"
@@ -218,10 +220,19 @@ def update_segment(
         fields["uses"] = sorted(referenced(cleaned, "segment"))
     if description is not None:
         fields["description"] = description.strip()
+    # The rules themselves stay out of the log: their values may be a customer's phone or e-mail.
+    summary = {
+        "name": fields.get("name", segment.name),
+        "renamed": "name" in fields and fields["name"] != segment.name,
+        "rules_changed": "rules" in fields and fields["rules"] != segment.rules,
+        "description_changed": fields.get("description", segment.description)
+        != segment.description,
+    }
     try:
         with transaction.atomic():
             if not Segment.objects.filter(pk=segment.pk).update(**fields):
                 raise SegmentNotFound(f"Segment {segment.pk} does not exist.")
+            audit.record(actor, "segment.updated", "segment", segment.pk, summary)
     except IntegrityError:
         raise SegmentNameTaken("A segment with this name already exists.", field="name") from None
     if rules is not None:
@@ -253,7 +264,9 @@ def delete_segment(segment: Segment, *, actor: Actor) -> None:
         raise SegmentInUse(
             f"“{segment.name}” is used by {names}; change those first.", code="segment_in_use"
         )
-    Segment.objects.filter(pk=segment.pk).delete()
+    with transaction.atomic():
+        if Segment.objects.filter(pk=segment.pk).delete()[0]:
+            audit.record(actor, "segment.deleted", "segment", segment.pk, {"name": segment.name})
 
 
 def refresh_metrics(segment: Segment) -> Segment:
@@ -364,6 +377,15 @@ def include_in_audience(
             raise IdempotencyConflict(
                 "A request with this Idempotency-Key is in progress.", code="idempotency_key_in_use"
             ) from None
+        summary = {
+            "name": segment.name,
+            "job": job.pk,
+            "action": action,
+            "audience_id": audience.pk,
+            "audience": audience.name,
+            "expected": expected,
+        }
+        audit.record(actor, "segment.included", "segment", segment.pk, summary)
         if enqueue:
             transaction.on_commit(lambda: run_segment_task.enqueue(job.pk))
     return job

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tagbase.accounts import audit
 from tagbase.accounts.actors import Actor
 from tagbase.audiences.models import Audience
 from tagbase.audiences.services import create_audience
@@ -238,6 +239,15 @@ def combine(
             raise IdempotencyConflict(
                 "A request with this Idempotency-Key is in progress.", code="idempotency_key_in_use"
             ) from None
+        summary = {
+            "job": job.pk,
+            "mode": mode,
+            "name": audience.name,
+            "expression": job.summary,
+            "created_audience": job.created_audience,
+            "result": job.result_count,
+        }
+        audit.record(actor, "set.combined", "audience", audience.pk, summary)
         if enqueue:
             transaction.on_commit(lambda: run_set_task.enqueue(job.pk))
     return job

@@ -61,6 +61,20 @@ def export_tick_once() -> list[int]:
         connections.close_all()
 
 
+def expire_memberships_once() -> int:
+    """Remove the memberships whose expiry has passed: one ``expiry`` operation per audience
+    (``audiences.services.expire_due_memberships``; safe from several workers at once)."""
+    from tagbase.audiences.services import expire_due_memberships
+
+    try:
+        return len(expire_due_memberships())
+    except Exception:  # an expiry bug must not stop the sweeper from re-enqueuing jobs
+        log.exception("sweeper: membership expiry failed")
+        return 0
+    finally:
+        connections.close_all()
+
+
 def purge_once() -> int:
     from tagbase.imports.services import purge_expired_files
 
@@ -72,8 +86,8 @@ def purge_once() -> int:
 
 def start_sweeper(stop: threading.Event) -> threading.Thread:
     """Every TAGBASE_SWEEP_SECONDS: re-enqueue abandoned jobs (imports, segment and set jobs) and
-    run the campaign tick (scheduled triggers, due waits, the outbox) and queue the scheduled
-    audience exports that are due;
+    run the campaign tick (scheduled triggers, due waits, the outbox), queue the scheduled
+    audience exports that are due and remove the memberships whose expiry has passed;
     every 5 minutes: enqueue a metrics refresh for saved segments whose metrics are older than
     TAGBASE_SEGMENT_METRICS_SECONDS; about hourly: delete stored import files past
     TAGBASE_IMPORT_RETENTION_DAYS."""
@@ -85,6 +99,7 @@ def start_sweeper(stop: threading.Event) -> threading.Thread:
                 found = sweep_once()
                 campaign_tick_once()
                 export_tick_once()
+                expire_memberships_once()
                 if time.monotonic() >= next_metrics:
                     refresh_segment_metrics_once()
                     next_metrics = time.monotonic() + 300

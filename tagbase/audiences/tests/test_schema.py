@@ -19,7 +19,7 @@ def test_keyed_tables_are_without_rowid_on_sqlite(table):
     )
 
 
-def test_memberships_carry_only_the_key_and_the_customer_index():
+def test_memberships_carry_only_the_key_the_customer_index_and_the_partial_expiry_index():
     with connection.cursor() as cur:
         indexes = connection.introspection.get_constraints(cur, "audiences_membership")
     plain = sorted(
@@ -27,4 +27,15 @@ def test_memberships_carry_only_the_key_and_the_customer_index():
         for info in indexes.values()
         if info["index"] and not info["primary_key"] and not info["unique"]
     )
-    assert plain == [("customer_id", "audience_id")]
+    assert plain == [("audience_id", "expires_at"), ("customer_id", "audience_id")]
+    # Partial: only memberships with an expiry have an entry, so adds without one pay nothing.
+    assert "WHERE" in _index_sql("membership_expiry_idx").upper()
+
+
+def _index_sql(name: str) -> str:
+    with connection.cursor() as cur:
+        if connection.vendor == "sqlite":
+            cur.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = %s", [name])
+        else:
+            cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
+        return str(cur.fetchone()[0])

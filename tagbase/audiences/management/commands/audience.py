@@ -1,4 +1,5 @@
-"""``tagbase audience list|show|create|rename|delete|members|add|remove``.
+"""``tagbase audience list|show|create|rename|delete|members|export|add|remove`` and the
+scheduled exports: ``schedule-export``, ``export-schedules``, ``unschedule-export``.
 
 Every change goes through ``audiences.services``; ``add`` and ``remove`` resolve all the given
 identifiers first and then make ONE service call, so one command is one operation (and one undo).
@@ -6,16 +7,17 @@ identifiers first and then make ONE service call, so one command is one operatio
 
 from __future__ import annotations
 
-import itertools
 import sys
 from collections.abc import Iterable
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tagbase.accounts.management import cli_actor
-from tagbase.audiences import queries, services
+from tagbase.audiences import exports, queries, services
 from tagbase.audiences.management import (
     audience_named,
     cell,
@@ -25,17 +27,19 @@ from tagbase.audiences.management import (
     table,
     to_json,
 )
-from tagbase.audiences.models import Audience, OperationKind
+from tagbase.audiences.models import Audience, ExportSchedule, OperationKind
 from tagbase.customers.queries import Resolution, resolve_identifiers
-from tagbase.lib.csvsafe import csv_lines, unescape_cell
+from tagbase.lib.csvsafe import unescape_cell
 from tagbase.lib.identifiers import IdType
 
 ID_TYPES = [t.value for t in IdType]
-EXPORT_BATCH = 5_000
 
 
 class Command(BaseCommand):
-    help = "Work with target audiences: list, show, create, rename, delete, export, add, remove."
+    help = (
+        "Work with target audiences: list, show, create, rename, delete, members, export, add, "
+        "remove; scheduled exports: schedule-export, export-schedules, unschedule-export."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -60,6 +64,7 @@ class Command(BaseCommand):
         )
         p.add_argument("name")
         p.add_argument("--id-type", choices=ID_TYPES, default=IdType.SC_ID.value)
+        self._export_parsers(sub)
         for verb in ("add", "remove"):
             p = sub.add_parser(verb, help=f"{verb.capitalize()} customers named one per line.")
             p.add_argument("name")
@@ -69,11 +74,41 @@ class Command(BaseCommand):
             p.add_argument("file", help="A file of identifiers, one a line; - reads stdin.")
             p.add_argument("--json", action="store_true", help="Print JSON.")
 
+    def _export_parsers(self, sub: Any) -> None:
+        formats = list(exports.EXPORT_FORMATS)
+        p = sub.add_parser(
+            "export",
+            help="Members as CSV with a header: an identifier type, or an ad platform's hashed "
+            "customer list (google, meta); on stdout, or written atomically to --output.",
+        )
+        p.add_argument("name")
+        p.add_argument("--format", dest="export_format", choices=formats, default="sc_id")
+        p.add_argument("--output", "-o", help="Write this file (temporary file, then rename).")
+        p.add_argument("--bom", action="store_true", help="Start with a UTF-8 BOM (Excel).")
+        p = sub.add_parser(
+            "schedule-export",
+            help="Export an audience to a new file in TAGBASE_EXPORT_DIR every day (or every "
+            "week) at a local time (TIME_ZONE); the worker writes it.",
+        )
+        p.add_argument("name")
+        p.add_argument("--format", dest="export_format", choices=formats, required=True)
+        p.add_argument("--at", required=True, help="Local time HH:MM, e.g. 03:00.")
+        p.add_argument(
+            "--weekly", metavar="DAY", choices=exports.WEEKDAYS, help="Only on this weekday."
+        )
+        p.add_argument("--bom", action="store_true", help="Start with a UTF-8 BOM (Excel).")
+        p = sub.add_parser(
+            "export-schedules", help="Every scheduled export with its next and last run."
+        )
+        p.add_argument("--json", action="store_true", help="Print JSON.")
+        p = sub.add_parser("unschedule-export", help="Delete a scheduled export (files stay).")
+        p.add_argument("schedule_id", type=int)
+
     def handle(self, *args: object, **options: Any) -> None:
-        handler = getattr(self, "_" + options["action"])
+        handler = getattr(self, "_" + options["action"].replace("-", "_"))
         try:
             handler(options)
-        except services.AudienceError as exc:
+        except (services.AudienceError, exports.ExportError) as exc:
             raise CommandError(exc.message) from None
 
     # --- reading ------------------------------------------------------------------------------
@@ -113,12 +148,70 @@ class Command(BaseCommand):
     def _members(self, options: dict[str, Any]) -> None:
         audience = audience_named(options["name"])
         id_type = IdType(options["id_type"])
-        values = queries.iter_member_identifiers(audience.pk, id_type.value, EXPORT_BATCH)
-        rows = itertools.chain([[id_type.value]], ([v] for v in values))
-        # Written a batch of lines at a time: constant memory, few writes.
-        lines = csv_lines(rows)
-        while batch := list(itertools.islice(lines, EXPORT_BATCH)):
-            self.stdout.write("".join(batch), ending="")
+        # The same rows as `audience export --format <type>` (audiences.exports), written a
+        # block at a time: constant memory, few writes.
+        for text in exports.csv_text(exports.member_rows(audience.pk, id_type.value)):
+            self.stdout.write(text, ending="")
+
+    def _export(self, options: dict[str, Any]) -> None:
+        audience = audience_named(options["name"])
+        export_format = options["export_format"]
+        counted = exports.Counted(exports.member_rows(audience.pk, export_format), skip=1)
+        output = options["output"]
+        if not output:
+            for text in exports.csv_text(counted, bom=options["bom"]):
+                self.stdout.write(text, ending="")
+            return
+        path = Path(output)
+        try:
+            exports.write_atomically(path, exports.csv_chunks(counted, bom=options["bom"]))
+        except OSError as exc:
+            raise CommandError(f"{output}: {exc.strerror or exc}") from None
+        self.stdout.write(f"Wrote {counted.rows:,} rows of audience {audience.name!r} to {path}.")
+
+    def _schedule_export(self, options: dict[str, Any]) -> None:
+        audience = audience_named(options["name"])
+        weekly = options["weekly"]
+        schedule = exports.create_export_schedule(
+            audience,
+            export_format=options["export_format"],
+            frequency="weekly" if weekly else "daily",
+            weekday=exports.WEEKDAYS.index(weekly) if weekly else None,
+            at_time=_clock_time(options["at"]),
+            bom=options["bom"],
+            actor=cli_actor(),
+        )
+        self.stdout.write(
+            f"Scheduled export #{schedule.pk} of {audience.name!r} as {schedule.export_format}, "
+            f"{exports.describe_schedule(schedule)} ({settings.TIME_ZONE}); first run "
+            f"{cell(schedule.next_run_at)}, into {settings.TAGBASE_EXPORT_DIR}."
+        )
+
+    def _export_schedules(self, options: dict[str, Any]) -> None:
+        schedules = list(ExportSchedule.objects.select_related("audience"))
+        if options["json"]:
+            self.stdout.write(to_json([_schedule_row(s) for s in schedules]))
+            return
+        rows = [
+            (
+                s.pk,
+                s.audience.name,
+                s.export_format,
+                exports.describe_schedule(s),
+                s.next_run_at,
+                s.last_run_at,
+                s.last_rows if not s.last_error else f"error: {s.last_error}",
+            )
+            for s in schedules
+        ]
+        headers = ["id", "audience", "format", "when", "next run", "last run", "last rows"]
+        self.stdout.write(table(headers, rows))
+
+    def _unschedule_export(self, options: dict[str, Any]) -> None:
+        schedule = exports.delete_export_schedule(options["schedule_id"], actor=cli_actor())
+        self.stdout.write(
+            f"Deleted scheduled export #{options['schedule_id']} of {schedule.audience.name!r}."
+        )
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -178,6 +271,34 @@ class Command(BaseCommand):
             self.stdout.write(f"{resolution.duplicates:,} repeated value(s) were counted once.")
         if resolution.not_found or resolution.ambiguous or resolution.invalid:
             self.stdout.write("Run with --json to list the values that were not used.")
+
+
+def _clock_time(text: str) -> time:
+    """``HH:MM`` (24-hour) as a time; a one-line error otherwise."""
+    try:
+        return datetime.strptime(text.strip(), "%H:%M").time()
+    except ValueError:
+        raise CommandError(f"--at {text!r}: give a time as HH:MM, e.g. 03:00.") from None
+
+
+def _schedule_row(schedule: ExportSchedule) -> dict[str, Any]:
+    return {
+        "id": schedule.pk,
+        "audience_id": schedule.audience_id,
+        "audience": schedule.audience.name,
+        "format": schedule.export_format,
+        "frequency": schedule.frequency,
+        "weekday": exports.WEEKDAYS[schedule.weekday] if schedule.weekday is not None else None,
+        "at": schedule.at_time.strftime("%H:%M"),
+        "time_zone": settings.TIME_ZONE,
+        "bom": schedule.bom,
+        "created_by": schedule.created_by_label,
+        "next_run_at": iso(schedule.next_run_at),
+        "last_run_at": iso(schedule.last_run_at),
+        "last_file": schedule.last_file or None,
+        "last_rows": schedule.last_rows,
+        "last_error": schedule.last_error or None,
+    }
 
 
 def _audience_row(audience: Audience) -> dict[str, Any]:

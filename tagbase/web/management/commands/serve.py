@@ -20,7 +20,7 @@ import ctypes
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # runs only our own gunicorn and `tagbase worker`
 import sys
 import threading
 from pathlib import Path
@@ -126,7 +126,7 @@ class Command(BaseCommand):
             for sig in (signal.SIGINT, signal.SIGTERM)
         }
         # The command is ours; --host and --port are checked above (a bind succeeded).
-        web_server = subprocess.Popen(  # noqa: S603
+        web_server = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed argv, no shell
             [
                 sys.executable, "-m", "gunicorn", "tagbase.wsgi:application",
                 "--bind", f"{host}:{port}", "--workers", str(web),
@@ -264,7 +264,7 @@ class WorkerProcess:
     def __init__(self, log: OutputWrapper) -> None:
         self.log = log
         self.stopping = threading.Event()
-        self.popen = subprocess.Popen(
+        self.popen = subprocess.Popen(  # nosec B603  # fixed argv, no shell
             [sys.executable, "-m", "tagbase", "worker"],
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
